@@ -1,0 +1,59 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import fastifyFormbody from '@fastify/formbody'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config.js'
+import { loggerOptions } from './plugins/logger.js'
+import { schemaController } from './plugins/validation.js'
+import errorHandler from './plugins/error-handler.js'
+import docs from './plugins/docs.js'
+import mongodb from './plugins/mongodb.js'
+import passwordHasher from './plugins/password-hasher.js'
+import jwt from './plugins/jwt.js'
+import usersRepository from './plugins/users-repository.js'
+import { ErrorSchema } from './schemas/common.js'
+import healthRoutes from './routes/health.js'
+import authRoutes from './routes/auth.js'
+import userRoutes from './routes/user.js'
+
+export interface BuildAppOptions {
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: DestinationStream
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+/** Builds the service with every plugin and route registered explicitly. Never listens. */
+export function buildApp (config: Config, options: BuildAppOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, options.logStream),
+    bodyLimit: config.bodyLimitBytes,
+    schemaController,
+    // A caller's request id is kept (to follow a request across services) only if it is sane.
+    genReqId: (request) => {
+      const incoming = request.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addSchema(ErrorSchema)
+
+  // Bodies are JSON or urlencoded forms; anything else is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain')
+
+  app.register(errorHandler)
+  app.register(fastifyFormbody)
+  app.register(docs)
+
+  app.register(mongodb, config.mongodb)
+  app.register(passwordHasher, { cost: config.bcryptCost })
+  app.register(jwt, config.jwt)
+  app.register(usersRepository)
+
+  app.register(healthRoutes)
+  app.register(authRoutes)
+  app.register(userRoutes, { prefix: '/user' })
+
+  return app
+}

@@ -1,0 +1,22 @@
+import createError from '@fastify/error'
+
+// Every error the service raises on purpose, with the stable `code` clients
+// switch on. The OpenAPI document lists these per route (schemas/common.ts).
+
+export const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
+
+export const InvalidCredentialsError = createError('INVALID_CREDENTIALS', 'Invalid email or password', 401)
+
+export const TokenMissingError = createError('TOKEN_MISSING', 'An access token is required', 401)
+
+export const TokenInvalidError = createError('TOKEN_INVALID', 'The access token is invalid', 401)
+
+export const TokenExpiredError = createError('TOKEN_EXPIRED', 'The access token has expired', 401)
+
+export const DatabaseUnavailableError = createError('DATABASE_UNAVAILABLE', 'The database is unavailable, try again later', 503)
+
+export const ErrorCodes = {
+  validation: 'FST_ERR_VALIDATION',
+  notFound: 'ROUTE_NOT_FOUND',
+  internal: 'INTERNAL_SERVER_ERROR'
+} as const

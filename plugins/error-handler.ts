@@ -1,0 +1,39 @@
+import { STATUS_CODES } from 'node:http'
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { ErrorCodes } from '../errors.js'
+import type { ErrorBody } from '../schemas/common.js'
+
+function errorBody (statusCode: number, code: string, message: string): ErrorBody {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+/**
+ * One shape for every error: Fastify's `{ statusCode, code, error, message }`.
+ * Client errors (ours, validation, body parsing) pass through as they are;
+ * anything else is logged in full and answered with a 500 that says nothing
+ * about the internals.
+ */
+async function errorHandlerPlugin (fastify: FastifyInstance) {
+  fastify.setErrorHandler(function handleError (error: FastifyError, request, reply) {
+    const statusCode = error.statusCode ?? 500
+    if (statusCode >= 400 && statusCode < 500) {
+      request.log.info({ code: error.code, statusCode }, error.message)
+      return reply.code(statusCode).send(errorBody(statusCode, error.code ?? STATUS_CODES[statusCode] ?? 'CLIENT_ERROR', error.message))
+    }
+    if (statusCode === 503 && error.code !== undefined) {
+      request.log.warn({ code: error.code }, error.message)
+      return reply.code(503).send(errorBody(503, error.code, error.message))
+    }
+    request.log.error({ err: error }, 'unhandled error')
+    return reply.code(500).send(errorBody(500, ErrorCodes.internal, 'Internal Server Error'))
+  })
+
+  fastify.setNotFoundHandler(function handleNotFound (request, reply) {
+    // The path only: the query string may carry a `secret_token`.
+    const path = request.url.split('?', 1)[0]
+    return reply.code(404).send(errorBody(404, ErrorCodes.notFound, `Route ${request.method}:${path} not found`))
+  })
+}
+
+export default fp(errorHandlerPlugin, { name: 'error-handler', fastify: '5.x' })

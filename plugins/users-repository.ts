@@ -1,0 +1,119 @@
+import fp from 'fastify-plugin'
+import { MongoServerError, ObjectId, type Collection } from 'mongodb'
+import type { FastifyInstance } from 'fastify'
+import { EmailTakenError } from '../errors.js'
+import { toDatabaseError } from './mongodb.js'
+
+interface UserDocument {
+  _id: ObjectId
+  email: string
+  passwordHash: string
+  createdAt: Date
+  updatedAt: Date
+}
+
+export interface UserRecord {
+  id: string
+  email: string
+  passwordHash: string
+  createdAt: Date
+}
+
+export interface UsersRepository {
+  /** Creates the unique email index if missing; idempotent, retried after a failure. */
+  ensureIndexes: () => Promise<void>
+  /** Inserts a user; throws `EmailTakenError` when the (normalised) email exists. */
+  create: (user: { email: string, passwordHash: string }) => Promise<UserRecord>
+  findByEmail: (email: string) => Promise<UserRecord | null>
+  updatePasswordHash: (id: string, passwordHash: string) => Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    usersRepository: UsersRepository
+  }
+}
+
+const DUPLICATE_KEY = 11000
+
+/**
+ * Account creation time with second precision, taken from the id itself, so it
+ * can be told from `sub` alone (the profile route needs no database call).
+ */
+export function createdAtOf (id: string): Date {
+  return new ObjectId(id).getTimestamp()
+}
+
+function toRecord (document: UserDocument): UserRecord {
+  return {
+    id: document._id.toHexString(),
+    email: document.email,
+    passwordHash: document.passwordHash,
+    createdAt: document.createdAt
+  }
+}
+
+export function createUsersRepository (users: Collection<UserDocument>): UsersRepository {
+  let indexesCreated: Promise<void> | undefined
+
+  async function ensureIndexes () {
+    indexesCreated ??= users.createIndex({ email: 1 }, { unique: true, name: 'email_unique' })
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        indexesCreated = undefined
+        throw toDatabaseError(error)
+      })
+    return indexesCreated
+  }
+
+  return {
+    ensureIndexes,
+
+    async create ({ email, passwordHash }) {
+      // The unique index is what makes concurrent signups safe: never insert without it.
+      await ensureIndexes()
+      const _id = new ObjectId()
+      const createdAt = _id.getTimestamp()
+      const document: UserDocument = { _id, email, passwordHash, createdAt, updatedAt: createdAt }
+      try {
+        await users.insertOne(document)
+      } catch (error) {
+        if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) throw new EmailTakenError()
+        throw toDatabaseError(error)
+      }
+      return toRecord(document)
+    },
+
+    async findByEmail (email) {
+      try {
+        const document = await users.findOne({ email })
+        return document ? toRecord(document) : null
+      } catch (error) {
+        throw toDatabaseError(error)
+      }
+    },
+
+    async updatePasswordHash (id, passwordHash) {
+      try {
+        await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, updatedAt: new Date() } })
+      } catch (error) {
+        throw toDatabaseError(error)
+      }
+    }
+  }
+}
+
+async function usersRepositoryPlugin (fastify: FastifyInstance) {
+  const repository = createUsersRepository(fastify.mongo.db!.collection<UserDocument>('users'))
+  fastify.decorate('usersRepository', repository)
+
+  // Created at start, but without holding start-up hostage to the database:
+  // the service must come up (and report not-ready) while it is down.
+  fastify.addHook('onReady', async () => {
+    repository.ensureIndexes().catch((error: unknown) => {
+      fastify.log.warn({ err: error }, 'could not create the users indexes yet; retrying on first use')
+    })
+  })
+}
+
+export default fp(usersRepositoryPlugin, { name: 'users-repository', fastify: '5.x', dependencies: ['mongodb'] })

@@ -1,0 +1,59 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const MAX_PASSWORD_BYTES = 72
+
+export const EmailSchema = Type.String({
+  format: 'email',
+  maxLength: 254,
+  description: 'Trimmed and lower-cased before it is stored or looked up.',
+  examples: ['ann@example.com']
+})
+
+export const PasswordSchema = Type.String({
+  minLength: 8,
+  maxLength: MAX_PASSWORD_BYTES,
+  // Enforced by the Ajv keyword of the same name (plugins/validation.ts): bcrypt
+  // reads only 72 bytes, and a longer password is refused, never silently cut.
+  'x-max-bytes': MAX_PASSWORD_BYTES,
+  // NUL is refused: bcrypt treats "\0" like "", a trap nobody types on purpose.
+  pattern: '^[^\\u0000]*$',
+  description: `At least 8 characters and at most ${MAX_PASSWORD_BYTES} bytes in UTF-8; no NUL character.`,
+  examples: ['correct horse battery staple']
+})
+
+export const ObjectIdSchema = Type.String({ pattern: '^[0-9a-f]{24}$', description: 'A 24-character hex id.' })
+
+export const UserSchema = Type.Object({
+  id: ObjectIdSchema,
+  email: Type.String({ format: 'email' }),
+  createdAt: Type.String({ format: 'date-time' })
+})
+export type User = Static<typeof UserSchema>
+
+export const ErrorSchema = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String({ description: 'Stable machine-readable error code.' }),
+  error: Type.String({ description: 'HTTP reason phrase.' }),
+  message: Type.String({ description: 'Human-readable explanation; never internal details.' })
+}, { $id: 'Error', title: 'Error' })
+export type ErrorBody = Static<typeof ErrorSchema>
+
+/** An error response documented with the codes a route can answer with at that status. */
+export function errorResponse (description: string, codes: string[]) {
+  return Type.Ref(ErrorSchema, { description: `${description} Codes: ${codes.map((code) => `\`${code}\``).join(', ')}.` })
+}
+
+export const BadRequestResponse = errorResponse(
+  'Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body.',
+  ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']
+)
+
+export const UnauthorizedResponse = errorResponse(
+  'Missing, malformed, tampered, expired or otherwise invalid access token.',
+  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']
+)
+
+export const ServiceUnavailableResponse = errorResponse(
+  'The database is unreachable; retry later.',
+  ['DATABASE_UNAVAILABLE']
+)

@@ -1,0 +1,43 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/**
+ * Every environment variable the service reads, with its default and meaning.
+ * `config.ts` converts and checks `process.env` against it; the README's
+ * configuration table is generated from it (`npm run config:table`).
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([
+    Type.Literal('development'),
+    Type.Literal('test'),
+    Type.Literal('production')
+  ], { default: 'development', description: '`production` enforces a configured signing secret and a bcrypt cost of at least 10.' }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0', description: 'Address the HTTP server listens on.' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'Port the HTTP server listens on.' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info', description: 'pino log level.' }
+  ),
+  MONGODB_URL: Type.String({
+    pattern: '^mongodb(\\+srv)?://',
+    default: 'mongodb://127.0.0.1:27017/auth',
+    description: 'MongoDB connection string; the database name is taken from its path.'
+  }),
+  MONGODB_SERVER_SELECTION_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 60000,
+    default: 5000,
+    description: 'How long a database operation waits for a reachable server before failing with 503.'
+  }),
+  JWT_SECRET: Type.Optional(Type.String({
+    description: 'HS256 signing secret, at least 32 bytes. Required in production; elsewhere an ephemeral one is generated (tokens die with the process).'
+  })),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service', description: 'The `iss` claim of issued tokens, checked on verification.' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'auth-service-clients', description: 'The `aud` claim of issued tokens, checked on verification.' }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: 'Lifetime of an access token (`expiresIn`), in seconds.' }),
+  ALLOW_QUERY_TOKEN: Type.Boolean({ default: true, description: 'Accept the access token from the `secret_token` query parameter on GET routes (the Authorization header always works and wins).' }),
+  BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12, description: 'bcrypt cost factor for new hashes; hashes of a lower cost are upgraded at the next login.' }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request body accepted; larger ones get 413.' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 120000, default: 10000, description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.' })
+})
+
+export type Env = Static<typeof EnvSchema>

@@ -1,0 +1,25 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+let config: Config
+try {
+  config = loadConfig(process.env)
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  // One clear line, no stack: the operator only needs to know which variable.
+  console.error(error.message)
+  process.exit(1)
+}
+
+const app = buildApp(config)
+
+// On SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish
+// (up to the grace period), close the MongoDB client, exit 0.
+closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async function closeApp ({ signal, err }) {
+  if (err) app.log.error({ err }, 'shutting down after an unexpected error')
+  else app.log.info({ signal }, 'shutting down')
+  await app.close()
+})
+
+await app.listen({ host: config.host, port: config.port })

@@ -1,0 +1,116 @@
+import { randomBytes } from 'node:crypto'
+import tap, { type Test } from 'tap'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import type { DestinationStream } from 'pino'
+import { buildApp } from '../app.js'
+import { loadConfig, type Config } from '../config.js'
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long'
+
+let memoryServerUrl: Promise<string> | undefined
+
+/**
+ * The database server for the tests: MONGODB_URL when set (CI points it at
+ * FerretDB), otherwise a real `mongod` started once per test file through
+ * mongodb-memory-server (which downloads it on first use).
+ */
+function serverUrl (): Promise<string> {
+  const configured = process.env.MONGODB_URL
+  if (configured !== undefined && configured !== '') return Promise.resolve(configured)
+  memoryServerUrl ??= startMemoryServer()
+  return memoryServerUrl
+}
+
+async function startMemoryServer (): Promise<string> {
+  const { MongoMemoryServer } = await import('mongodb-memory-server-core')
+  try {
+    const server = await MongoMemoryServer.create()
+    tap.teardown(() => server.stop().then(() => undefined))
+    return server.getUri()
+  } catch (error) {
+    throw new Error(`Cannot start a MongoDB server for the tests: ${(error as Error).message}. ` +
+      'Set MONGODB_URL to a running MongoDB or FerretDB (see README), or allow mongodb-memory-server to download mongod.')
+  }
+}
+
+/** A URL to a database of its own on the test server (names: ^[a-zA-Z0-9_-]{1,63}$ for FerretDB). */
+export async function freshDatabaseUrl (): Promise<string> {
+  const url = new URL(await serverUrl())
+  url.pathname = `/test_${process.pid}_${randomBytes(5).toString('hex')}`
+  return url.toString()
+}
+
+export function testConfig (env: Record<string, string> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    // Low cost where a test is not about hashing: cost 4 is ~1 ms, 12 is ~280 ms.
+    BCRYPT_COST: '4',
+    JWT_SECRET: TEST_JWT_SECRET,
+    MONGODB_SERVER_SELECTION_TIMEOUT_MS: '2000',
+    ...env
+  })
+}
+
+export interface BuildOptions {
+  env?: Record<string, string>
+  logStream?: DestinationStream
+}
+
+/**
+ * Builds the real app on a database of its own (unless `env.MONGODB_URL` names
+ * one) and registers teardown: drop that database, close the app.
+ */
+export async function build (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const env = { MONGODB_URL: await freshDatabaseUrl(), ...options.env }
+  const app = buildApp(testConfig(env), { logStream: options.logStream })
+  t.teardown(async () => {
+    await app.mongo.db?.dropDatabase().catch(() => undefined)
+    await app.close()
+  })
+  await app.ready()
+  return app
+}
+
+let userCounter = 0
+
+export function uniqueEmail (): string {
+  userCounter += 1
+  return `user${userCounter}.${randomBytes(3).toString('hex')}@example.com`
+}
+
+export interface RegisteredUser {
+  id: string
+  email: string
+  password: string
+  token: string
+  /** `app.inject` with this user's access token in the Authorization header. */
+  inject: (options: InjectOptions) => Promise<LightMyRequestResponse>
+}
+
+/** Signs a new user up and logs them in, through the API. */
+export async function registerUser (app: FastifyInstance, credentials: { email?: string, password?: string } = {}): Promise<RegisteredUser> {
+  const email = credentials.email ?? uniqueEmail()
+  const password = credentials.password ?? 'a perfectly fine password'
+  const signup = await app.inject({ method: 'POST', url: '/signup', payload: { email, password } })
+  if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.statusCode} ${signup.body}`)
+  const login = await app.inject({ method: 'POST', url: '/login', payload: { email, password } })
+  if (login.statusCode !== 200) throw new Error(`login failed: ${login.statusCode} ${login.body}`)
+  const token = login.json<{ token: string }>().token
+  return {
+    id: signup.json<{ user: { id: string } }>().user.id,
+    email: email.trim().toLowerCase(),
+    password,
+    token,
+    inject: (options) => app.inject({ ...options, headers: { ...options.headers, authorization: `Bearer ${token}` } })
+  }
+}
+
+/** Collects log lines in memory, for tests that read what the service logs. */
+export function logCapture (): DestinationStream & { lines: () => string[] } {
+  const chunks: string[] = []
+  return {
+    write (chunk: string) { chunks.push(chunk) },
+    lines: () => chunks.join('').split('\n').filter((line) => line !== '')
+  }
+}

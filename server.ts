@@ -19,7 +19,15 @@ const app = buildApp(config)
 closeWithGrace({ delay: config.shutdownGraceMs, logger: app.log }, async function closeApp ({ signal, err }) {
   if (err) app.log.error({ err }, 'shutting down after an unexpected error')
   else app.log.info({ signal }, 'shutting down')
-  await app.close()
+  // Fastify closes the connections that are idle when closing starts; a
+  // keep-alive connection whose request was still in flight would otherwise
+  // hold the process open until the client hangs up.
+  const reapIdleConnections = setInterval(() => app.server.closeIdleConnections(), 100)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(reapIdleConnections)
+  }
 })
 
 await app.listen({ host: config.host, port: config.port })

@@ -55,6 +55,8 @@ export function testConfig (env: Record<string, string> = {}): Config {
 export interface BuildOptions {
   env?: Record<string, string>
   logStream?: DestinationStream
+  /** Runs before `ready()`: a test may add a route of its own here. */
+  beforeReady?: (app: FastifyInstance) => void
 }
 
 /**
@@ -68,6 +70,7 @@ export async function build (t: Test, options: BuildOptions = {}): Promise<Fasti
     await app.mongo.db?.dropDatabase().catch(() => undefined)
     await app.close()
   })
+  options.beforeReady?.(app)
   await app.ready()
   return app
 }

@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+
+# Build stage: dev dependencies and the TypeScript compiler.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json app.ts server.ts config.ts errors.ts ./
+COPY plugins plugins
+COPY routes routes
+COPY schemas schemas
+COPY scripts scripts
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: compiled output and production dependencies only, as a non-root user.
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=node:node /app/package.json ./
+COPY --from=build --chown=node:node /app/node_modules node_modules
+COPY --from=build --chown=node:node /app/dist dist
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health/ready').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "dist/server.js"]

@@ -1,0 +1,42 @@
+import t from 'tap'
+import { build } from './helper.js'
+
+t.test('/docs/json is an OpenAPI 3 document of every route, generated from the schemas', async (t) => {
+  const app = await build(t)
+  const response = await app.inject({ method: 'GET', url: '/docs/json' })
+  t.equal(response.statusCode, 200)
+  const document = response.json()
+  t.match(document.openapi, /^3\./)
+
+  t.same(Object.keys(document.paths).sort(), ['/health/live', '/health/ready', '/login', '/signup', '/user/profile'])
+  const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort()
+  t.same(statuses('/signup', 'post'), ['201', '400', '409', '503'])
+  t.same(statuses('/login', 'post'), ['200', '400', '401', '503'])
+  t.same(statuses('/user/profile', 'get'), ['200', '400', '401'])
+  t.same(statuses('/health/ready', 'get'), ['200', '503'])
+
+  t.same(Object.keys(document.components.securitySchemes).sort(), ['bearerAuth', 'queryToken'])
+  t.match(document.components.securitySchemes.queryToken, { type: 'apiKey', in: 'query', name: 'secret_token' })
+  t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
+  t.same(document.paths['/user/profile'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])
+  t.notOk(document.paths['/signup'].post.security, 'signup needs no token')
+
+  t.same(Object.keys(document.paths['/signup'].post.requestBody.content).sort(), ['application/json', 'application/x-www-form-urlencoded'])
+  const credentials = document.paths['/signup'].post.requestBody.content['application/json'].schema
+  t.equal(credentials.additionalProperties, false)
+  t.match(credentials.properties.password, { minLength: 8, 'x-max-bytes': 72 })
+  t.match(credentials.properties.email, { format: 'email', maxLength: 254 })
+
+  t.same(Object.keys(document.components.schemas.Error.properties).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.match(document.paths['/signup'].post.responses['409'].description, /EMAIL_TAKEN/)
+  t.match(document.paths['/login'].post.responses['401'].description, /INVALID_CREDENTIALS/)
+  t.match(document.paths['/user/profile'].get.responses['401'].description, /TOKEN_EXPIRED/)
+})
+
+t.test('/docs serves the interactive documentation', async (t) => {
+  const app = await build(t)
+  const response = await app.inject({ method: 'GET', url: '/docs/' })
+  t.equal(response.statusCode, 200)
+  t.match(response.headers['content-type'], /text\/html/)
+  t.match(response.body, /swagger/i)
+})

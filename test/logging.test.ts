@@ -1,0 +1,56 @@
+import t from 'tap'
+import { build, logCapture, registerUser } from './helper.js'
+
+t.test('passwords, tokens and the secret_token value never reach a log line', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'trace' }, logStream: logs })
+  const password = 'Unmistakable-Passw0rd-7781'
+  const user = await registerUser(app, { password })
+  const [, , signature] = user.token.split('.') as [string, string, string]
+
+  // Every path a secret could travel through.
+  await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
+  await app.inject({ method: 'GET', url: `/user/profile?other=1&secret%5Ftoken=${user.token}&x=2` })
+  await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}`, headers: { authorization: `Bearer ${user.token}` } })
+  await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${user.token}x` } })
+  await app.inject({ method: 'GET', url: `/nowhere?secret_token=${user.token}` })
+  await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: `${password}-wrong` } })
+  await app.inject({ method: 'POST', url: '/login', payload: { email: 'nobody@example.com', password } })
+  await app.inject({ method: 'POST', url: '/signup', payload: { email: user.email, password } })
+  await app.inject({ method: 'POST', url: '/signup', payload: { email: 'x@example.com', password, extra: password } })
+  await app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: `{"email":"x@example.com","password":"${password}"` })
+  await app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `email=bad&password=${password}` })
+
+  const lines = logs.lines()
+  t.ok(lines.length > 20, `the capture saw the traffic (${lines.length} lines)`)
+  t.ok(lines.some((line) => line.includes('secret_token=[REDACTED]')), 'the query value is replaced, not dropped silently')
+  t.ok(lines.some((line) => line.includes('secret%5Ftoken=[REDACTED]')), 'also when the name is percent-encoded')
+  t.ok(lines.some((line) => line.includes(user.id)), 'auth events carry the user id')
+  for (const line of lines) {
+    t.notOk(line.includes(password), 'no password')
+    t.notOk(line.includes(signature), 'no token')
+    t.notOk(line.includes('$2b$'), 'no hash')
+  }
+})
+
+t.test('auth events are logged with the user id and the outcome', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'info' }, logStream: logs })
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'wrong password' } })
+  const events = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.event)
+  t.match(events, [
+    { event: 'signup', userId: user.id },
+    { event: 'login', outcome: 'success', userId: user.id },
+    { event: 'login', outcome: 'invalid_credentials', userId: user.id }
+  ])
+})
+
+t.test('without JWT_SECRET outside production the service warns loudly about its ephemeral secret', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'warn', JWT_SECRET: '' }, logStream: logs })
+  const user = await registerUser(app)
+  t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'tokens still work within this process')
+  const warning = logs.lines().map((line) => JSON.parse(line)).find((line) => /ephemeral secret/.test(line.msg))
+  t.equal(warning?.level, 40)
+})

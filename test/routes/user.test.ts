@@ -1,0 +1,152 @@
+import t, { type Test } from 'tap'
+import { SignJWT } from 'jose'
+import { build, registerUser, TEST_JWT_SECRET } from '../helper.js'
+
+const secretKey = new TextEncoder().encode(TEST_JWT_SECRET)
+const ISSUER = 'auth-service'
+const AUDIENCE = 'auth-service-clients'
+
+/** A token signed with the service's own secret, with claims chosen by the test. */
+function forge (claims: Record<string, unknown>, options: { issuer?: string, audience?: string, expiresAt?: number, notBefore?: number, secret?: Uint8Array } = {}) {
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt(now)
+    .setIssuer(options.issuer ?? ISSUER)
+    .setAudience(options.audience ?? AUDIENCE)
+    .setExpirationTime(options.expiresAt ?? now + 300)
+    .setNotBefore(options.notBefore ?? now)
+    .sign(options.secret ?? secretKey)
+}
+
+function expectUnauthorized (t: Test, response: { statusCode: number, json: () => any, headers: Record<string, unknown> }, code: string, name: string) {
+  t.equal(response.statusCode, 401, name)
+  t.same(Object.keys(response.json()).sort(), ['code', 'error', 'message', 'statusCode'], `${name}: error shape`)
+  t.equal(response.json().code, code, `${name}: code`)
+  t.match(response.headers['www-authenticate'], /^Bearer /, `${name}: WWW-Authenticate`)
+}
+
+t.test('the profile answers with the user of a valid header token', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const response = await user.inject({ method: 'GET', url: '/user/profile' })
+  t.equal(response.statusCode, 200)
+  const body = response.json()
+  t.equal(body.message, 'You made it to the secure route')
+  t.same(Object.keys(body.user).sort(), ['createdAt', 'email', 'id'])
+  t.match(body.user, { id: user.id, email: user.email })
+
+  const signupCreatedAt = (await app.usersRepository.findByEmail(user.email))!.createdAt.toISOString()
+  t.equal(body.user.createdAt, signupCreatedAt, 'createdAt is the one stored at signup')
+})
+
+t.test('the profile accepts the token from the secret_token query parameter', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const response = await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
+  t.equal(response.statusCode, 200)
+  t.equal(response.json().user.id, user.id)
+})
+
+t.test('the header wins over the query parameter', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const other = await registerUser(app)
+
+  const headerValid = await app.inject({ method: 'GET', url: '/user/profile?secret_token=garbage', headers: { authorization: `Bearer ${user.token}` } })
+  t.equal(headerValid.statusCode, 200, 'a valid header with a bad query token is accepted')
+  t.equal(headerValid.json().user.id, user.id)
+
+  const headerOther = await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}`, headers: { authorization: `Bearer ${other.token}` } })
+  t.equal(headerOther.json().user.id, other.id, 'the header token decides whose profile it is')
+
+  const headerInvalid = await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}`, headers: { authorization: 'Bearer garbage' } })
+  expectUnauthorized(t, headerInvalid, 'TOKEN_INVALID', 'an invalid header is not rescued by a valid query token')
+})
+
+t.test('the query parameter can be switched off by configuration', async (t) => {
+  const app = await build(t, { env: { ALLOW_QUERY_TOKEN: 'false' } })
+  const user = await registerUser(app)
+  const query = await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
+  expectUnauthorized(t, query, 'TOKEN_MISSING', 'query token when disabled')
+  const header = await user.inject({ method: 'GET', url: '/user/profile' })
+  t.equal(header.statusCode, 200, 'the header still works')
+})
+
+t.test('missing and malformed tokens get 401', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile' }), 'TOKEN_MISSING', 'no token at all')
+  expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile?secret_token=' }), 'TOKEN_MISSING', 'empty query token')
+  const malformedHeaders = ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer ', `Bearer ${user.token} extra`, user.token, 'Bearer not.a.jwt', 'Bearer a.b', `Token ${user.token}`]
+  for (const authorization of malformedHeaders) {
+    expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization } }), 'TOKEN_INVALID', `Authorization: ${authorization.slice(0, 20)}`)
+  }
+  const oversized = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${'a'.repeat(8000)}` } })
+  expectUnauthorized(t, oversized, 'TOKEN_INVALID', 'an 8 kB garbage token')
+})
+
+t.test('tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audience tokens get 401', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const claims = { sub: user.id, email: user.email, jti: 'a2b4c6d8-0000-4000-8000-000000000000' }
+  const now = Math.floor(Date.now() / 1000)
+
+  const control = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await forge(claims)}` } })
+  t.equal(control.statusCode, 200, 'control: a token forged with the right secret and claims is accepted')
+
+  const [header, payload, signature] = user.token.split('.') as [string, string, string]
+  const escalated = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), email: 'admin@example.com' })).toString('base64url')
+  const flippedSignature = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`
+  const unsignedHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
+
+  const cases: Array<[string, string, string]> = [
+    ['payload changed, signature kept', `${header}.${escalated}.${signature}`, 'TOKEN_INVALID'],
+    ['signature changed', `${header}.${payload}.${flippedSignature}`, 'TOKEN_INVALID'],
+    ['alg none without signature', `${unsignedHeader}.${payload}.`, 'TOKEN_INVALID'],
+    ['alg none with the original signature', `${unsignedHeader}.${payload}.${signature}`, 'TOKEN_INVALID'],
+    ['expired', await forge(claims, { expiresAt: now - 60, notBefore: now - 120 }), 'TOKEN_EXPIRED'],
+    ['not yet valid', await forge(claims, { notBefore: now + 600, expiresAt: now + 900 }), 'TOKEN_INVALID'],
+    ['wrong issuer', await forge(claims, { issuer: 'someone-else' }), 'TOKEN_INVALID'],
+    ['wrong audience', await forge(claims, { audience: 'another-service' }), 'TOKEN_INVALID'],
+    ['signed with another secret', await forge(claims, { secret: new TextEncoder().encode('another-secret-that-is-32-bytes-or-more') }), 'TOKEN_INVALID'],
+    ['missing email claim', await forge({ sub: user.id, jti: claims.jti }), 'TOKEN_INVALID'],
+    ['HS512 instead of HS256', await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setIssuedAt().setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(secretKey), 'TOKEN_INVALID']
+  ]
+  for (const [name, token, code] of cases) {
+    expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${token}` } }), code, name)
+    expectUnauthorized(t, await app.inject({ method: 'GET', url: `/user/profile?secret_token=${encodeURIComponent(token)}` }), code, `${name} (query)`)
+  }
+})
+
+t.test('a token from a differently configured service is refused', async (t) => {
+  const issuingApp = await build(t, { env: { JWT_AUDIENCE: 'billing' } })
+  const user = await registerUser(issuingApp)
+  const app = await build(t)
+  expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${user.token}` } }), 'TOKEN_INVALID', 'audience billing')
+})
+
+t.test('the secret_token query parameter never authorises a write', async (t) => {
+  // The contract's rule is for every non-GET route; this issue has no
+  // protected write route yet, so the test adds one behind the real hook.
+  const app = await build(t, {
+    beforeReady (app) {
+      app.register(async function protectedWrite (scoped) {
+        scoped.post('/test/protected-write', { preHandler: scoped.authenticate }, async (request) => ({ sub: request.user.sub }))
+      })
+    }
+  })
+  const user = await registerUser(app)
+  const viaQuery = await app.inject({ method: 'POST', url: `/test/protected-write?secret_token=${user.token}` })
+  expectUnauthorized(t, viaQuery, 'TOKEN_MISSING', 'POST with a query token')
+  const viaHeader = await user.inject({ method: 'POST', url: '/test/protected-write' })
+  t.equal(viaHeader.statusCode, 200, 'control: the header works on POST')
+  t.equal(viaHeader.json().sub, user.id)
+})
+
+t.test('validation runs before authentication: a bad querystring without a token is a 400', async (t) => {
+  const app = await build(t)
+  const response = await app.inject({ method: 'GET', url: '/user/profile?secret_token=a&secret_token=b' })
+  t.equal(response.statusCode, 400)
+  t.equal(response.json().code, 'FST_ERR_VALIDATION')
+})

@@ -1,0 +1,81 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { freshDatabaseUrl, TEST_JWT_SECRET } from './helper.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+function startServer (env: Record<string, string>): ChildProcessWithoutNullStreams {
+  // The compiled entry point, as `npm start` runs it (npm test builds first).
+  return spawn(process.execPath, ['dist/server.js'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env }
+  })
+}
+
+function collect (stream: NodeJS.ReadableStream) {
+  let text = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk: string) => { text += chunk })
+  return () => text
+}
+
+t.test('a bad variable stops the process with one clear line and exit code 1', async (t) => {
+  const child = startServer({ PORT: 'not-a-port' })
+  const stderr = collect(child.stderr)
+  const stdout = collect(child.stdout)
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1)
+  t.equal(stderr(), 'Invalid configuration: PORT expected integer\n')
+  t.equal(stdout(), '')
+})
+
+t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async (t) => {
+  const child = startServer({
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    JWT_SECRET: TEST_JWT_SECRET,
+    MONGODB_URL: await freshDatabaseUrl(),
+    BCRYPT_COST: '12',
+    SHUTDOWN_GRACE_MS: '10000'
+  })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const stdout = collect(child.stdout)
+  const stderr = collect(child.stderr)
+
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stdout()} ${stderr()}`)), 20000)
+    child.stdout.on('data', () => {
+      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout())
+      if (match?.[1]) {
+        clearTimeout(timer)
+        resolve(match[1])
+      }
+    })
+  })
+
+  const live = await fetch(`${address}/health/live`)
+  t.equal(live.status, 200)
+
+  // Two bcrypt operations at cost 12 (~0.5 s): in flight when SIGTERM arrives.
+  const inFlight = fetch(`${address}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'nobody@example.com', password: 'whatever-password' })
+  })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  child.kill('SIGTERM')
+
+  const response = await inFlight
+  t.equal(response.status, 401, 'the in-flight request completed with its real answer')
+  t.equal((await response.json() as { code: string }).code, 'INVALID_CREDENTIALS')
+
+  const [code, signal] = await once(child, 'exit')
+  t.equal(code, 0, 'clean exit')
+  t.equal(signal, null)
+  t.match(stdout(), /shutting down/)
+  t.equal(stderr(), '')
+  await t.rejects(fetch(`${address}/health/live`), 'no longer accepting connections')
+})

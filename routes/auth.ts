@@ -2,7 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { InvalidCredentialsError } from '../errors.js'
 import { CredentialsSchema, LoginResponseSchema, SignupResponseSchema } from '../schemas/auth.js'
-import { BadRequestResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
+import {
+  BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
+  UnsupportedMediaTypeResponse, errorResponse
+} from '../schemas/common.js'
 
 /**
  * ` Ann@Example.COM ` and `ann@example.com` are one account. Normalised before
@@ -30,6 +33,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         201: SignupResponseSchema,
         400: BadRequestResponse,
         409: errorResponse('The email is already registered.', ['EMAIL_TAKEN']),
+        413: PayloadTooLargeResponse,
+        415: UnsupportedMediaTypeResponse,
+        500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
     }
@@ -54,6 +60,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         200: LoginResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
+        413: PayloadTooLargeResponse,
+        415: UnsupportedMediaTypeResponse,
+        500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
     }

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { createdAtOf } from '../plugins/users-repository.js'
-import { BadRequestResponse, UnauthorizedResponse } from '../schemas/common.js'
+import { BadRequestResponse, InternalErrorResponse, UnauthorizedResponse } from '../schemas/common.js'
 import { AccessTokenQuerySchema, ProfileResponseSchema } from '../schemas/user.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
@@ -18,7 +18,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       response: {
         200: ProfileResponseSchema,
         400: BadRequestResponse,
-        401: UnauthorizedResponse
+        401: UnauthorizedResponse,
+        500: InternalErrorResponse
       }
     }
   }, async function profile (request) {

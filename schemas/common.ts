@@ -57,3 +57,12 @@ export const ServiceUnavailableResponse = errorResponse(
   'The database is unreachable; retry later.',
   ['DATABASE_UNAVAILABLE']
 )
+
+export const PayloadTooLargeResponse = errorResponse('The body is larger than BODY_LIMIT_BYTES.', ['FST_ERR_CTP_BODY_TOO_LARGE'])
+
+export const UnsupportedMediaTypeResponse = errorResponse(
+  'The body is neither application/json nor application/x-www-form-urlencoded.',
+  ['FST_ERR_CTP_INVALID_MEDIA_TYPE']
+)
+
+export const InternalErrorResponse = errorResponse('An unexpected failure; the details are in the service log only.', ['INTERNAL_SERVER_ERROR'])

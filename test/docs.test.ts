@@ -10,9 +10,9 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
 
   t.same(Object.keys(document.paths).sort(), ['/health/live', '/health/ready', '/login', '/signup', '/user/profile'])
   const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort()
-  t.same(statuses('/signup', 'post'), ['201', '400', '409', '503'])
-  t.same(statuses('/login', 'post'), ['200', '400', '401', '503'])
-  t.same(statuses('/user/profile', 'get'), ['200', '400', '401'])
+  t.same(statuses('/signup', 'post'), ['201', '400', '409', '413', '415', '500', '503'])
+  t.same(statuses('/login', 'post'), ['200', '400', '401', '413', '415', '500', '503'])
+  t.same(statuses('/user/profile', 'get'), ['200', '400', '401', '500'])
   t.same(statuses('/health/ready', 'get'), ['200', '503'])
 
   t.same(Object.keys(document.components.securitySchemes).sort(), ['bearerAuth', 'queryToken'])

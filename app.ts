@@ -12,10 +12,12 @@ import mongodb from './plugins/mongodb.js'
 import passwordHasher from './plugins/password-hasher.js'
 import jwt from './plugins/jwt.js'
 import usersRepository from './plugins/users-repository.js'
+import sessionsRepository from './plugins/sessions-repository.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import userRoutes from './routes/user.js'
+import jwksRoutes from './routes/jwks.js'
 
 export interface BuildAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
@@ -50,10 +52,12 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(passwordHasher, { cost: config.bcryptCost })
   app.register(jwt, config.jwt)
   app.register(usersRepository)
+  app.register(sessionsRepository, { ...config.sessions, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds })
 
   app.register(healthRoutes)
   app.register(authRoutes)
   app.register(userRoutes, { prefix: '/user' })
+  app.register(jwksRoutes)
 
   return app
 }

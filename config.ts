@@ -1,6 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Value } from '@sinclair/typebox/value'
 import { EnvSchema, type Env } from './schemas/config.js'
+import {
+  generateSigningKey, parseSigningKey, parseVerificationKeys,
+  type AsymmetricAlgorithm, type SigningAlgorithm, type SigningKey, type VerificationKey
+} from './keys.js'
 
 export interface Config {
   nodeEnv: Env['NODE_ENV']
@@ -12,13 +17,24 @@ export interface Config {
     serverSelectionTimeoutMs: number
   }
   jwt: {
-    secret: string
-    /** True when no secret was configured and one was generated for this process only. */
-    secretIsEphemeral: boolean
+    algorithm: SigningAlgorithm
+    /** The HS256 secret; only with `algorithm: 'HS256'`. */
+    secret?: string
+    /** The active key pair; only with an asymmetric algorithm. */
+    signingKey?: SigningKey
+    /** Every key that verifies tokens (the active one first); empty with HS256. */
+    verificationKeys: VerificationKey[]
+    /** True when no key or secret was configured and one was generated for this process only. */
+    ephemeral: boolean
     issuer: string
     audience: string
     accessTokenTtlSeconds: number
     allowQueryToken: boolean
+  }
+  sessions: {
+    ttlSeconds: number
+    refreshGraceSeconds: number
+    purgeIntervalSeconds: number
   }
   bcryptCost: number
   bodyLimitBytes: number
@@ -56,18 +72,10 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
   const env = converted as Env
 
   const isProduction = env.NODE_ENV === 'production'
-  let secret = env.JWT_SECRET
-  if (secret === undefined) {
-    if (isProduction) {
-      throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production')
-    }
-    secret = randomBytes(48).toString('base64url')
-  } else if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
-    throw new ConfigError(`Invalid configuration: JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
-  }
   if (isProduction && env.BCRYPT_COST < MIN_PRODUCTION_BCRYPT_COST) {
     throw new ConfigError(`Invalid configuration: BCRYPT_COST must be at least ${MIN_PRODUCTION_BCRYPT_COST} when NODE_ENV=production`)
   }
+  const keys = env.JWT_ALGORITHM === 'HS256' ? loadSharedSecret(env, isProduction) : loadKeyPairs(env, env.JWT_ALGORITHM, isProduction)
 
   return {
     nodeEnv: env.NODE_ENV,
@@ -79,15 +87,83 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       serverSelectionTimeoutMs: env.MONGODB_SERVER_SELECTION_TIMEOUT_MS
     },
     jwt: {
-      secret,
-      secretIsEphemeral: env.JWT_SECRET === undefined,
+      algorithm: env.JWT_ALGORITHM,
+      ...keys,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
       allowQueryToken: env.ALLOW_QUERY_TOKEN
     },
+    sessions: {
+      ttlSeconds: env.SESSION_TTL_SECONDS,
+      refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
+      purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS
+    },
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS
   }
+}
+
+function loadSharedSecret (env: Env, isProduction: boolean) {
+  if (env.JWT_PRIVATE_KEY !== undefined || env.JWT_PRIVATE_KEY_FILE !== undefined) {
+    throw new ConfigError('Invalid configuration: JWT_PRIVATE_KEY is set but JWT_ALGORITHM=HS256 signs with JWT_SECRET')
+  }
+  let secret = env.JWT_SECRET
+  if (secret === undefined) {
+    if (isProduction) throw new ConfigError('Invalid configuration: JWT_SECRET is required when NODE_ENV=production and JWT_ALGORITHM=HS256')
+    secret = randomBytes(48).toString('base64url')
+  } else if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+    throw new ConfigError(`Invalid configuration: JWT_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
+  }
+  return { secret, verificationKeys: [], ephemeral: env.JWT_SECRET === undefined }
+}
+
+/** A variable's value, or the content of the file its `_FILE` twin names (never both). */
+function readValueOrFile (env: Env, name: 'JWT_PRIVATE_KEY' | 'JWT_VERIFY_KEYS'): string | undefined {
+  const fileName = `${name}_FILE` as const
+  const path = env[fileName]
+  if (env[name] !== undefined && path !== undefined) throw new ConfigError(`Invalid configuration: set ${name} or ${fileName}, not both`)
+  if (path === undefined) return env[name]
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new ConfigError(`Invalid configuration: ${fileName} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}
+
+function loadKeyPairs (env: Env, algorithm: AsymmetricAlgorithm, isProduction: boolean) {
+  if (env.JWT_SECRET !== undefined) {
+    throw new ConfigError(`Invalid configuration: JWT_SECRET is only used with JWT_ALGORITHM=HS256 (JWT_ALGORITHM=${algorithm} signs with JWT_PRIVATE_KEY)`)
+  }
+  const privatePem = readValueOrFile(env, 'JWT_PRIVATE_KEY')
+  let signingKey: SigningKey
+  if (privatePem === undefined) {
+    if (isProduction) throw new ConfigError('Invalid configuration: JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) is required when NODE_ENV=production')
+    signingKey = generateSigningKey(algorithm)
+  } else {
+    try {
+      signingKey = parseSigningKey(privatePem)
+    } catch (error) {
+      throw new ConfigError(`Invalid configuration: JWT_PRIVATE_KEY is not a usable private key PEM (${(error as Error).message})`)
+    }
+    if (signingKey.algorithm !== algorithm) {
+      throw new ConfigError(`Invalid configuration: JWT_PRIVATE_KEY is a ${signingKey.algorithm} key but JWT_ALGORITHM=${algorithm}`)
+    }
+  }
+
+  let others: VerificationKey[] = []
+  const verifyPems = readValueOrFile(env, 'JWT_VERIFY_KEYS')
+  if (verifyPems !== undefined) {
+    try {
+      others = parseVerificationKeys(verifyPems)
+    } catch (error) {
+      throw new ConfigError(`Invalid configuration: JWT_VERIFY_KEYS holds a key that cannot be used (${(error as Error).message})`)
+    }
+  }
+  const verificationKeys: VerificationKey[] = [signingKey]
+  for (const key of others) {
+    if (!verificationKeys.some((known) => known.kid === key.kid)) verificationKeys.push(key)
+  }
+  return { signingKey, verificationKeys, ephemeral: privatePem === undefined }
 }

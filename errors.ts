@@ -15,6 +15,18 @@ export const TokenExpiredError = createError('TOKEN_EXPIRED', 'The access token 
 
 export const DatabaseUnavailableError = createError('DATABASE_UNAVAILABLE', 'The database is unavailable, try again later', 503)
 
+export const RefreshTokenInvalidError = createError('REFRESH_TOKEN_INVALID', 'The refresh token is invalid or its session has ended', 401)
+
+export const RefreshTokenReusedError = createError('REFRESH_TOKEN_REUSED', 'The refresh token was already used; the session has been revoked', 401)
+
+export const SessionExpiredError = createError('SESSION_EXPIRED', 'The session has expired; log in again', 401)
+
+export const SessionRevokedError = createError('SESSION_REVOKED', 'The session of this access token has ended', 401)
+
+export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'No such session', 404)
+
+export const InvalidCurrentPasswordError = createError('INVALID_CURRENT_PASSWORD', 'The current password is wrong', 401)
+
 export const ErrorCodes = {
   validation: 'FST_ERR_VALIDATION',
   notFound: 'ROUTE_NOT_FOUND',

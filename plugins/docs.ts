@@ -18,8 +18,9 @@ async function docsPlugin (fastify: FastifyInstance) {
         version: '0.1.0'
       },
       tags: [
-        { name: 'accounts', description: 'Signup and login' },
+        { name: 'accounts', description: 'Signup, login, token refresh and logout' },
         { name: 'user', description: 'Routes that need an access token' },
+        { name: 'keys', description: 'For other services: the keys that verify access tokens' },
         { name: 'operations', description: 'Health probes' }
       ],
       components: {

@@ -1,13 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import fastifyJwt from '@fastify/jwt'
+import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
+import type { PublicJwk, VerificationKey } from '../keys.js'
 
 /** What the service signs; `iat`, `exp`, `iss` and `aud` are added by the signer. */
 export interface AccessTokenPayload {
   sub: string
   email: string
+  /** The session (refresh-token family) the token belongs to. */
+  sid: string
   jti: string
 }
 
@@ -29,21 +33,14 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler: verifies the access token and sets `request.user`, or answers 401. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
-    /** Signs an access token for a user. */
-    issueAccessToken: (user: { id: string, email: string }) => { token: string, expiresIn: number }
+    /** Signs an access token for a user's session. */
+    issueAccessToken: (subject: { userId: string, email: string, sessionId: string }) => { token: string, expiresIn: number }
+    /** The public keys that verify access tokens, as published at /.well-known/jwks.json. */
+    jsonWebKeySet: { keys: PublicJwk[] }
   }
 }
 
-export interface JwtPluginOptions {
-  secret: string
-  secretIsEphemeral: boolean
-  issuer: string
-  audience: string
-  accessTokenTtlSeconds: number
-  allowQueryToken: boolean
-}
-
-const ALGORITHM = 'HS256'
+export type JwtPluginOptions = Config['jwt']
 const BEARER = /^Bearer +([^\s]+)$/i
 
 /**
@@ -62,31 +59,52 @@ export function createTokenExtractor (allowQueryToken: boolean) {
   }
 }
 
+/** Picks the public key by the token's `kid`, and refuses any other algorithm than that key's. */
+function createPublicKeyLookup (keys: VerificationKey[]) {
+  const byKid = new Map(keys.map((key) => [key.kid, key]))
+  return async function publicKeyFor (_request: FastifyRequest, token: TokenOrHeader): Promise<string> {
+    const header = 'header' in token ? token.header : token
+    const key = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
+    if (key === undefined || key.algorithm !== header.alg) throw new Error('no verification key for this kid and algorithm')
+    return key.publicKeyPem
+  }
+}
+
 async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
-  if (options.secretIsEphemeral) {
-    fastify.log.warn('!!! JWT_SECRET is not set: using an ephemeral secret. Tokens die with this process and other replicas reject them. Set JWT_SECRET (>= 32 bytes) outside local development. !!!')
+  if (options.ephemeral) {
+    const what = options.algorithm === 'HS256' ? 'JWT_SECRET is not set: using an ephemeral secret' : 'JWT_PRIVATE_KEY is not set: using an ephemeral key pair'
+    fastify.log.warn(`!!! ${what}. Tokens die with this process and other replicas reject them. Configure one outside local development (npm run keys:generate). !!!`)
   }
 
-  await fastify.register(fastifyJwt, {
-    secret: options.secret,
-    sign: {
-      algorithm: ALGORITHM,
-      iss: options.issuer,
-      aud: options.audience,
-      expiresIn: options.accessTokenTtlSeconds
-    },
-    verify: {
-      // Pinning the algorithm refuses `alg: none` and any key-confusion trick.
-      algorithms: [ALGORITHM],
-      allowedIss: options.issuer,
-      allowedAud: options.audience,
-      requiredClaims: ['sub', 'email', 'jti', 'iat', 'exp', 'iss', 'aud'],
-      extractToken: createTokenExtractor(options.allowQueryToken)
-    }
-  })
+  const claims = {
+    allowedIss: options.issuer,
+    allowedAud: options.audience,
+    requiredClaims: ['sub', 'email', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
+    extractToken: createTokenExtractor(options.allowQueryToken)
+  }
+  const signOptions = { iss: options.issuer, aud: options.audience, expiresIn: options.accessTokenTtlSeconds }
 
-  fastify.decorate('issueAccessToken', function issueAccessToken (user: { id: string, email: string }) {
-    const token = fastify.jwt.sign({ sub: user.id, email: user.email, jti: randomUUID() })
+  if (options.algorithm === 'HS256') {
+    await fastify.register(fastifyJwt, {
+      secret: options.secret!,
+      sign: { ...signOptions, algorithm: 'HS256' },
+      // Pinning the algorithm refuses `alg: none` and any key-confusion trick.
+      verify: { ...claims, algorithms: ['HS256'] }
+    })
+  } else {
+    const signingKey = options.signingKey!
+    await fastify.register(fastifyJwt, {
+      secret: { private: signingKey.privateKeyPem, public: createPublicKeyLookup(options.verificationKeys) },
+      decode: { complete: true },
+      sign: { ...signOptions, algorithm: signingKey.algorithm, kid: signingKey.kid },
+      verify: { ...claims, algorithms: [...new Set(options.verificationKeys.map((key) => key.algorithm))] }
+    })
+  }
+
+  fastify.decorate('jsonWebKeySet', { keys: options.verificationKeys.map((key) => key.jwk) })
+
+  fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, sessionId }: { userId: string, email: string, sessionId: string }) {
+    const token = fastify.jwt.sign({ sub: userId, email, sid: sessionId, jti: randomUUID() })
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 

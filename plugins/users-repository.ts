@@ -25,6 +25,7 @@ export interface UsersRepository {
   /** Inserts a user; throws `EmailTakenError` when the (normalised) email exists. */
   create: (user: { email: string, passwordHash: string }) => Promise<UserRecord>
   findByEmail: (email: string) => Promise<UserRecord | null>
+  findById: (id: string) => Promise<UserRecord | null>
   updatePasswordHash: (id: string, passwordHash: string) => Promise<void>
 }
 
@@ -87,6 +88,15 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
     async findByEmail (email) {
       try {
         const document = await users.findOne({ email })
+        return document ? toRecord(document) : null
+      } catch (error) {
+        throw toDatabaseError(error)
+      }
+    },
+
+    async findById (id) {
+      try {
+        const document = await users.findOne({ _id: new ObjectId(id) })
         return document ? toRecord(document) : null
       } catch (error) {
         throw toDatabaseError(error)

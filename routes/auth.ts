@@ -1,7 +1,9 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { InvalidCredentialsError } from '../errors.js'
-import { CredentialsSchema, LoginResponseSchema, SignupResponseSchema } from '../schemas/auth.js'
+import type { FastifyInstance } from 'fastify'
+import { InvalidCredentialsError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError } from '../errors.js'
+import type { SessionRecord } from '../plugins/sessions-repository.js'
+import { CredentialsSchema, LoginResponseSchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
 import {
   BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
   UnsupportedMediaTypeResponse, errorResponse
@@ -19,6 +21,20 @@ async function normaliseEmail (request: FastifyRequest) {
 }
 
 const consumes = ['application/json', 'application/x-www-form-urlencoded']
+
+const MAX_USER_AGENT_LENGTH = 256
+
+/** The body of /login and /token/refresh: a fresh access token and the session's refresh token. */
+function tokensFor (fastify: FastifyInstance, session: SessionRecord, refreshToken: string): LoginResponse {
+  const { token, expiresIn } = fastify.issueAccessToken({ userId: session.userId, email: session.email, sessionId: session.id })
+  return {
+    token,
+    tokenType: 'Bearer',
+    expiresIn,
+    refreshToken,
+    refreshExpiresIn: Math.max(0, Math.floor((session.expiresAt.getTime() - Date.now()) / 1000))
+  }
+}
 
 const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
   fastify.addHook('preValidation', normaliseEmail)
@@ -83,9 +99,75 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       await fastify.usersRepository.updatePasswordHash(user.id, await fastify.passwordHasher.hash(password))
       request.log.info({ event: 'password_rehash', userId: user.id }, 'password hash upgraded to the configured cost')
     }
-    const { token, expiresIn } = fastify.issueAccessToken(user)
-    request.log.info({ event: 'login', outcome: 'success', userId: user.id }, 'user logged in')
-    return { token, tokenType: 'Bearer' as const, expiresIn }
+    const { session, refreshToken } = await fastify.sessionsRepository.create({
+      userId: user.id,
+      email: user.email,
+      userAgent: (request.headers['user-agent'] ?? '').slice(0, MAX_USER_AGENT_LENGTH),
+      ip: request.ip
+    })
+    request.log.info({ event: 'login', outcome: 'success', userId: user.id, sessionId: session.id }, 'user logged in')
+    return tokensFor(fastify, session, refreshToken)
+  })
+
+  fastify.post('/token/refresh', {
+    schema: {
+      tags: ['accounts'],
+      summary: 'Exchange a refresh token for new tokens (the refresh token rotates)',
+      description: 'Each use rotates the refresh token. The same token presented again within REFRESH_GRACE_SECONDS of its rotation answers with the same successor (parallel tabs, retries), as long as that successor is still the current one; presented later, it is treated as theft and the whole session is revoked.',
+      consumes,
+      body: RefreshTokenBodySchema,
+      response: {
+        200: LoginResponseSchema,
+        400: BadRequestResponse,
+        401: errorResponse('The refresh token is unknown, its session ended or expired, or it was reused after rotation (the session is then revoked).',
+          ['REFRESH_TOKEN_INVALID', 'SESSION_EXPIRED', 'REFRESH_TOKEN_REUSED']),
+        413: PayloadTooLargeResponse,
+        415: UnsupportedMediaTypeResponse,
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function refresh (request) {
+    const result = await fastify.sessionsRepository.rotate(request.body.refreshToken)
+    switch (result.outcome) {
+      case 'rotated':
+      case 'grace':
+        request.log.info({ event: 'refresh', outcome: result.outcome, userId: result.session.userId, sessionId: result.session.id }, 'refresh token rotated')
+        return tokensFor(fastify, result.session, result.refreshToken)
+      case 'reused':
+        request.log.warn({ event: 'refresh', outcome: 'reuse_detected', sessionId: result.sessionId }, 'a rotated-away refresh token was reused: session revoked')
+        throw new RefreshTokenReusedError()
+      case 'expired':
+        request.log.info({ event: 'refresh', outcome: 'session_expired', sessionId: result.sessionId }, 'refresh refused')
+        throw new SessionExpiredError()
+      default:
+        request.log.info({ event: 'refresh', outcome: 'invalid' }, 'refresh refused')
+        throw new RefreshTokenInvalidError()
+    }
+  })
+
+  fastify.post('/logout', {
+    schema: {
+      tags: ['accounts'],
+      summary: 'End the session of a refresh token',
+      description: 'Revokes the session: its refresh tokens stop working at once. Access tokens already issued stay valid until they expire, except for services that follow GET /revocations. Idempotent: an unknown or already revoked token also answers 204.',
+      consumes,
+      body: RefreshTokenBodySchema,
+      response: {
+        204: Type.Null({ description: 'The session is over (or never existed).' }),
+        400: BadRequestResponse,
+        413: PayloadTooLargeResponse,
+        415: UnsupportedMediaTypeResponse,
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function logout (request, reply) {
+    const sessionId = await fastify.sessionsRepository.findSessionIdByRefreshToken(request.body.refreshToken)
+    if (sessionId !== null && await fastify.sessionsRepository.revoke(sessionId, 'logout')) {
+      request.log.info({ event: 'logout', sessionId }, 'session ended')
+    }
+    return reply.code(204).send(null)
   })
 }
 

@@ -20,7 +20,7 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
     }
   }, async function ready (_request, reply) {
     const databaseReady = await fastify.databaseIsReachable() &&
-      await fastify.usersRepository.ensureIndexes().then(() => true, () => false)
+      await Promise.all([fastify.usersRepository.ensureIndexes(), fastify.sessionsRepository.ensureIndexes()]).then(() => true, () => false)
     if (!databaseReady) return reply.code(503).send({ status: 'unavailable' as const, reason: 'database' })
     return { status: 'ok' as const }
   })

@@ -1,13 +1,39 @@
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { InvalidCurrentPasswordError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
 import { createdAtOf } from '../plugins/users-repository.js'
-import { BadRequestResponse, InternalErrorResponse, UnauthorizedResponse } from '../schemas/common.js'
-import { AccessTokenQuerySchema, ProfileResponseSchema } from '../schemas/user.js'
+import {
+  BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
+  UnauthorizedResponse, UnsupportedMediaTypeResponse, errorResponse
+} from '../schemas/common.js'
+import {
+  AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema
+} from '../schemas/user.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
+// A token in a URL must never authorise a change: writes take the header only.
+const headerOnly: Array<Record<string, string[]>> = [{ bearerAuth: [] }]
+
+const LiveSessionUnauthorizedResponse = errorResponse(
+  'Missing or invalid access token, or the session of the token has ended.',
+  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']
+)
+
+const NoContent = Type.Null({ description: 'Done.' })
 
 /** Routes that need an access token. Not wrapped in fastify-plugin, so the hook stays here. */
 const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify) {
   fastify.addHook('preHandler', fastify.authenticate)
+
+  /**
+   * Access tokens are stateless, so the profile honours them until they
+   * expire; the routes that manage the account also require the token's
+   * session to be alive (one database read), so a revoked session cannot
+   * change a password or end other sessions.
+   */
+  async function requireLiveSession (request: FastifyRequest) {
+    if (await fastify.sessionsRepository.findLive(request.user.sub, request.user.sid) === null) throw new SessionRevokedError()
+  }
 
   fastify.get('/profile', {
     schema: {
@@ -28,6 +54,114 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       message: 'You made it to the secure route' as const,
       user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() }
     }
+  })
+
+  fastify.get('/sessions', {
+    preHandler: requireLiveSession,
+    schema: {
+      tags: ['user'],
+      summary: 'The live sessions of the signed-in user',
+      security,
+      querystring: AccessTokenQuerySchema,
+      response: {
+        200: SessionsResponseSchema,
+        400: BadRequestResponse,
+        401: LiveSessionUnauthorizedResponse,
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function listSessions (request) {
+    const sessions = await fastify.sessionsRepository.listLive(request.user.sub)
+    return {
+      sessions: sessions.map((session) => ({
+        id: session.id,
+        createdAt: session.createdAt.toISOString(),
+        lastUsedAt: session.lastUsedAt.toISOString(),
+        expiresAt: session.expiresAt.toISOString(),
+        userAgent: session.userAgent,
+        ip: session.ip,
+        current: session.id === request.user.sid
+      }))
+    }
+  })
+
+  fastify.delete('/sessions/:id', {
+    preHandler: requireLiveSession,
+    schema: {
+      tags: ['user'],
+      summary: 'Revoke one of the signed-in user\'s sessions (the current one too)',
+      security: headerOnly,
+      params: SessionParamsSchema,
+      response: {
+        204: NoContent,
+        400: BadRequestResponse,
+        401: LiveSessionUnauthorizedResponse,
+        404: errorResponse('No live session with this id belongs to the user (unknown and foreign ids answer alike).', ['SESSION_NOT_FOUND']),
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function deleteSession (request, reply) {
+    const session = await fastify.sessionsRepository.findLive(request.user.sub, request.params.id)
+    if (session === null) throw new SessionNotFoundError()
+    if (await fastify.sessionsRepository.revoke(session.id, 'session_deleted')) {
+      request.log.info({ event: 'session_revoked', userId: request.user.sub, sessionId: session.id }, 'session revoked by its user')
+    }
+    return reply.code(204).send(null)
+  })
+
+  fastify.delete('/sessions', {
+    preHandler: requireLiveSession,
+    schema: {
+      tags: ['user'],
+      summary: 'Revoke every session of the signed-in user, the current one included',
+      security: headerOnly,
+      response: {
+        204: NoContent,
+        401: LiveSessionUnauthorizedResponse,
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function deleteAllSessions (request, reply) {
+    const revoked = await fastify.sessionsRepository.revokeAllOfUser(request.user.sub, 'all_sessions_deleted')
+    request.log.info({ event: 'all_sessions_revoked', userId: request.user.sub, revoked }, 'every session revoked by its user')
+    return reply.code(204).send(null)
+  })
+
+  fastify.put('/password', {
+    preHandler: requireLiveSession,
+    schema: {
+      tags: ['user'],
+      summary: 'Change the password; every other session is revoked',
+      security: headerOnly,
+      consumes: ['application/json', 'application/x-www-form-urlencoded'],
+      body: ChangePasswordBodySchema,
+      response: {
+        204: NoContent,
+        400: BadRequestResponse,
+        401: errorResponse('Invalid access token, ended session, or wrong current password.',
+          ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
+        413: PayloadTooLargeResponse,
+        415: UnsupportedMediaTypeResponse,
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function changePassword (request, reply) {
+    const { sub: userId, sid: sessionId } = request.user
+    const user = await fastify.usersRepository.findById(userId)
+    if (user === null) throw new SessionRevokedError()
+    const { matches } = await fastify.passwordHasher.verify(request.body.currentPassword, user.passwordHash)
+    if (!matches) {
+      request.log.info({ event: 'password_change', outcome: 'invalid_current_password', userId }, 'password change refused')
+      throw new InvalidCurrentPasswordError()
+    }
+    await fastify.usersRepository.updatePasswordHash(userId, await fastify.passwordHasher.hash(request.body.newPassword))
+    const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', sessionId)
+    request.log.info({ event: 'password_change', outcome: 'success', userId, revokedSessions: revoked }, 'password changed')
+    return reply.code(204).send(null)
   })
 }
 

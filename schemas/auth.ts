@@ -13,9 +13,21 @@ export const SignupResponseSchema = Type.Object({
 })
 export type SignupResponse = Static<typeof SignupResponseSchema>
 
+export const RefreshTokenSchema = Type.String({
+  pattern: '^[A-Za-z0-9_-]{43}$',
+  description: 'An opaque refresh token (256 random bits, base64url).'
+})
+
 export const LoginResponseSchema = Type.Object({
   token: Type.String({ description: 'The access token (a JWT).' }),
   tokenType: Type.Literal('Bearer'),
-  expiresIn: Type.Integer({ description: 'Seconds until the access token expires.' })
-})
+  expiresIn: Type.Integer({ description: 'Seconds until the access token expires.' }),
+  refreshToken: RefreshTokenSchema,
+  refreshExpiresIn: Type.Integer({ description: 'Seconds until the session, and so every refresh token of it, expires (absolute, from login).' })
+}, { title: 'Tokens' })
 export type LoginResponse = Static<typeof LoginResponseSchema>
+
+export const RefreshTokenBodySchema = Type.Object({
+  refreshToken: RefreshTokenSchema
+}, { additionalProperties: false, title: 'RefreshTokenBody' })
+export type RefreshTokenBody = Static<typeof RefreshTokenBodySchema>

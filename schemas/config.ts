@@ -28,13 +28,30 @@ export const EnvSchema = Type.Object({
     default: 5000,
     description: 'How long a database operation waits for a reachable server before failing with 503.'
   }),
+  JWT_ALGORITHM: Type.Union([
+    Type.Literal('EdDSA'),
+    Type.Literal('ES256'),
+    Type.Literal('RS256'),
+    Type.Literal('HS256')
+  ], { default: 'EdDSA', description: 'Access-token signature. The key-pair algorithms publish their public keys at /.well-known/jwks.json; HS256 uses the shared JWT_SECRET instead.' }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({
+    description: 'PEM of the active signing key (Ed25519, P-256 or RSA ≥ 2048 matching JWT_ALGORITHM; `\\n` escapes allowed). Required in production unless HS256; elsewhere an ephemeral key pair is generated. `npm run keys:generate` makes one.'
+  })),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ description: 'Path of a file holding JWT_PRIVATE_KEY instead.' })),
+  JWT_VERIFY_KEYS: Type.Optional(Type.String({
+    description: 'PEM blocks (public or private) of retired or upcoming keys that still verify tokens and are published in the JWKS, for rotation without logging anyone out.'
+  })),
+  JWT_VERIFY_KEYS_FILE: Type.Optional(Type.String({ description: 'Path of a file holding JWT_VERIFY_KEYS instead.' })),
   JWT_SECRET: Type.Optional(Type.String({
-    description: 'HS256 signing secret, at least 32 bytes. Required in production; elsewhere an ephemeral one is generated (tokens die with the process).'
+    description: 'HS256 only: the shared signing secret, at least 32 bytes. Required in production with HS256; elsewhere an ephemeral one is generated.'
   })),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service', description: 'The `iss` claim of issued tokens, checked on verification.' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'auth-service-clients', description: 'The `aud` claim of issued tokens, checked on verification.' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: 'Lifetime of an access token (`expiresIn`), in seconds.' }),
   ALLOW_QUERY_TOKEN: Type.Boolean({ default: true, description: 'Accept the access token from the `secret_token` query parameter on GET routes (the Authorization header always works and wins).' }),
+  SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 31536000, default: 2592000, description: 'Absolute lifetime of a session (and its refresh tokens), counted from login: 30 days by default.' }),
+  REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10, description: 'How long after a rotation the previous refresh token still answers with the same successor (parallel tabs, retries); after it, reuse revokes the session.' }),
+  EXPIRED_PURGE_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'Where the database refuses TTL indexes (FerretDB), how often expired sessions and tokens are deleted.' }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12, description: 'bcrypt cost factor for new hashes; hashes of a lower cost are upgraded at the next login.' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request body accepted; larger ones get 413.' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 120000, default: 10000, description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.' })

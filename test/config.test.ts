@@ -1,9 +1,13 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../config.js'
+import { generateSigningKey } from '../keys.js'
 import { renderConfigTable } from '../scripts/config-table.js'
 
 const secret = 'a-production-secret-of-at-least-32-bytes'
+const hs256 = { JWT_ALGORITHM: 'HS256' }
+const edKey = generateSigningKey('EdDSA')
 
 function configError (env: Record<string, string>): string {
   try {
@@ -23,7 +27,8 @@ t.test('defaults apply when nothing is set', async (t) => {
     port: 3000,
     logLevel: 'info',
     mongodb: { url: 'mongodb://127.0.0.1:27017/auth', serverSelectionTimeoutMs: 5000 },
-    jwt: { issuer: 'auth-service', audience: 'auth-service-clients', accessTokenTtlSeconds: 900, allowQueryToken: true, secretIsEphemeral: true },
+    jwt: { algorithm: 'EdDSA', issuer: 'auth-service', audience: 'auth-service-clients', accessTokenTtlSeconds: 900, allowQueryToken: true, ephemeral: true },
+    sessions: { ttlSeconds: 2592000, refreshGraceSeconds: 10, purgeIntervalSeconds: 3600 },
     bcryptCost: 12,
     bodyLimitBytes: 16384,
     shutdownGraceMs: 10000
@@ -31,13 +36,14 @@ t.test('defaults apply when nothing is set', async (t) => {
 })
 
 t.test('values are converted from strings, and an empty variable counts as unset', async (t) => {
-  const config = loadConfig({ PORT: '8080', ALLOW_QUERY_TOKEN: 'false', BCRYPT_COST: '10', LOG_LEVEL: '', JWT_SECRET: secret })
+  const config = loadConfig({ PORT: '8080', ALLOW_QUERY_TOKEN: 'false', BCRYPT_COST: '10', LOG_LEVEL: '', ...hs256, JWT_SECRET: secret })
   t.equal(config.port, 8080)
   t.equal(config.jwt.allowQueryToken, false)
   t.equal(config.bcryptCost, 10)
   t.equal(config.logLevel, 'info')
   t.equal(config.jwt.secret, secret)
-  t.equal(config.jwt.secretIsEphemeral, false)
+  t.equal(config.jwt.ephemeral, false)
+  t.same(config.jwt.verificationKeys, [], 'HS256 publishes no keys')
 })
 
 t.test('a bad value stops start-up with a message naming the variable', async (t) => {
@@ -50,28 +56,76 @@ t.test('a bad value stops start-up with a message naming the variable', async (t
     [{ BCRYPT_COST: '3' }, /^Invalid configuration: BCRYPT_COST /],
     [{ MONGODB_URL: 'http://db:27017' }, /^Invalid configuration: MONGODB_URL /],
     [{ ACCESS_TOKEN_TTL_SECONDS: '0' }, /^Invalid configuration: ACCESS_TOKEN_TTL_SECONDS /],
-    [{ JWT_SECRET: 'too-short' }, /^Invalid configuration: JWT_SECRET must be at least 32 bytes$/]
+    [{ ...hs256, JWT_SECRET: 'too-short' }, /^Invalid configuration: JWT_SECRET must be at least 32 bytes$/],
+    [{ JWT_ALGORITHM: 'PS256' }, /^Invalid configuration: JWT_ALGORITHM must be one of EdDSA, ES256, RS256, HS256$/],
+    [{ JWT_PRIVATE_KEY: 'not a pem' }, /^Invalid configuration: JWT_PRIVATE_KEY is not a usable private key PEM/],
+    [{ JWT_PRIVATE_KEY: edKey.privateKeyPem, JWT_ALGORITHM: 'ES256' }, /^Invalid configuration: JWT_PRIVATE_KEY is a EdDSA key but JWT_ALGORITHM=ES256$/],
+    [{ JWT_PRIVATE_KEY: edKey.privateKeyPem, JWT_PRIVATE_KEY_FILE: '/tmp/x' }, /^Invalid configuration: set JWT_PRIVATE_KEY or JWT_PRIVATE_KEY_FILE, not both$/],
+    [{ JWT_PRIVATE_KEY_FILE: '/nonexistent/key.pem' }, /^Invalid configuration: JWT_PRIVATE_KEY_FILE cannot be read \(ENOENT\)$/],
+    [{ JWT_VERIFY_KEYS: 'garbage' }, /^Invalid configuration: JWT_VERIFY_KEYS holds a key that cannot be used/],
+    [{ JWT_SECRET: secret }, /^Invalid configuration: JWT_SECRET is only used with JWT_ALGORITHM=HS256/],
+    [{ ...hs256, JWT_SECRET: secret, JWT_PRIVATE_KEY: edKey.privateKeyPem }, /^Invalid configuration: JWT_PRIVATE_KEY is set but JWT_ALGORITHM=HS256/],
+    [{ REFRESH_GRACE_SECONDS: '-1' }, /^Invalid configuration: REFRESH_GRACE_SECONDS /],
+    [{ SESSION_TTL_SECONDS: '0' }, /^Invalid configuration: SESSION_TTL_SECONDS /]
   ]
   for (const [env, expected] of cases) t.match(configError(env), expected, JSON.stringify(env))
 })
 
-t.test('production refuses to start without a strong signing secret', async (t) => {
-  t.equal(configError({ NODE_ENV: 'production' }), 'Invalid configuration: JWT_SECRET is required when NODE_ENV=production')
-  t.equal(configError({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(31) }), 'Invalid configuration: JWT_SECRET must be at least 32 bytes')
-  t.equal(configError({ NODE_ENV: 'production', JWT_SECRET: secret, BCRYPT_COST: '8' }), 'Invalid configuration: BCRYPT_COST must be at least 10 when NODE_ENV=production')
-  t.equal(loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret }).jwt.secret, secret)
+t.test('production refuses to start without a signing key or a strong secret', async (t) => {
+  t.equal(configError({ NODE_ENV: 'production' }), 'Invalid configuration: JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) is required when NODE_ENV=production')
+  t.equal(configError({ NODE_ENV: 'production', ...hs256 }), 'Invalid configuration: JWT_SECRET is required when NODE_ENV=production and JWT_ALGORITHM=HS256')
+  t.equal(configError({ NODE_ENV: 'production', ...hs256, JWT_SECRET: 'x'.repeat(31) }), 'Invalid configuration: JWT_SECRET must be at least 32 bytes')
+  t.equal(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem, BCRYPT_COST: '8' }), 'Invalid configuration: BCRYPT_COST must be at least 10 when NODE_ENV=production')
+  t.equal(loadConfig({ NODE_ENV: 'production', ...hs256, JWT_SECRET: secret }).jwt.secret, secret)
+  const production = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem })
+  t.equal(production.jwt.signingKey?.kid, edKey.kid)
+  t.equal(production.jwt.ephemeral, false)
 })
 
 t.test('a short secret never appears in the error message', async (t) => {
-  t.notMatch(configError({ JWT_SECRET: 'hunter2-is-my-secret' }), /hunter2/)
+  t.notMatch(configError({ ...hs256, JWT_SECRET: 'hunter2-is-my-secret' }), /hunter2/)
 })
 
-t.test('outside production an ephemeral secret is generated, different each time', async (t) => {
-  const first = loadConfig({ NODE_ENV: 'development' })
-  const second = loadConfig({ NODE_ENV: 'test' })
-  t.equal(first.jwt.secretIsEphemeral, true)
-  t.ok(Buffer.byteLength(first.jwt.secret) >= 32)
+t.test('outside production an ephemeral secret or key pair is generated, different each time', async (t) => {
+  const first = loadConfig({ NODE_ENV: 'development', ...hs256 })
+  const second = loadConfig({ NODE_ENV: 'test', ...hs256 })
+  t.equal(first.jwt.ephemeral, true)
+  t.ok(Buffer.byteLength(first.jwt.secret ?? '') >= 32)
   t.not(first.jwt.secret, second.jwt.secret)
+
+  for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
+    const config = loadConfig({ JWT_ALGORITHM: algorithm })
+    t.equal(config.jwt.ephemeral, true)
+    t.equal(config.jwt.signingKey?.algorithm, algorithm)
+    t.same(config.jwt.verificationKeys.map((key) => key.kid), [config.jwt.signingKey?.kid])
+  }
+})
+
+t.test('keys come from PEM variables (with \\n escapes) or files, and verify keys join the set', async (t) => {
+  const directory = t.testdir()
+  const es = generateSigningKey('ES256')
+  const rsa = generateSigningKey('RS256')
+  await writeFile(join(directory, 'private.pem'), es.privateKeyPem)
+  await writeFile(join(directory, 'verify.pem'), `${rsa.publicKeyPem}\n${edKey.privateKeyPem}`)
+
+  const fromFiles = loadConfig({ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY_FILE: join(directory, 'private.pem'), JWT_VERIFY_KEYS_FILE: join(directory, 'verify.pem') })
+  t.equal(fromFiles.jwt.signingKey?.kid, es.kid)
+  t.same(fromFiles.jwt.verificationKeys.map((key) => key.kid), [es.kid, rsa.kid, edKey.kid], 'the active key first, then the others')
+  t.same(fromFiles.jwt.verificationKeys.map((key) => key.algorithm), ['ES256', 'RS256', 'EdDSA'])
+
+  const escaped = edKey.privateKeyPem.replace(/\n/g, '\\n')
+  const fromEscapedVariable = loadConfig({ JWT_PRIVATE_KEY: escaped, JWT_VERIFY_KEYS: `${edKey.publicKeyPem}` })
+  t.equal(fromEscapedVariable.jwt.signingKey?.kid, edKey.kid)
+  t.equal(fromEscapedVariable.jwt.verificationKeys.length, 1, 'the active key listed again is not duplicated')
+  t.equal(fromEscapedVariable.jwt.ephemeral, false)
+})
+
+t.test('weak or unsupported keys are refused', async (t) => {
+  const { generateKeyPairSync } = await import('node:crypto')
+  const weakRsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+  t.match(configError({ JWT_ALGORITHM: 'RS256', JWT_PRIVATE_KEY: weakRsa }), /JWT_PRIVATE_KEY is not a usable private key PEM \(unsupported key type/)
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+  t.match(configError({ JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: p384 }), /unsupported key type/)
 })
 
 t.test('the README configuration table is the one generated from the schema', async (t) => {

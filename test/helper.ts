@@ -4,8 +4,11 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import type { DestinationStream } from 'pino'
 import { buildApp } from '../app.js'
 import { loadConfig, type Config } from '../config.js'
+import { generateSigningKey } from '../keys.js'
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-bytes-long'
+/** The signing key of every app a test file builds, unless the test configures its own. */
+export const TEST_SIGNING_KEY = generateSigningKey('EdDSA')
 
 let memoryServerUrl: Promise<string> | undefined
 
@@ -41,13 +44,15 @@ export async function freshDatabaseUrl (): Promise<string> {
 }
 
 export function testConfig (env: Record<string, string> = {}): Config {
+  const ownKeys = ['JWT_ALGORITHM', 'JWT_SECRET', 'JWT_PRIVATE_KEY', 'JWT_PRIVATE_KEY_FILE'].some((name) => name in env)
+  const keys = ownKeys ? {} : { JWT_PRIVATE_KEY: TEST_SIGNING_KEY.privateKeyPem }
   return loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     // Low cost where a test is not about hashing: cost 4 is ~1 ms, 12 is ~280 ms.
     BCRYPT_COST: '4',
-    JWT_SECRET: TEST_JWT_SECRET,
     MONGODB_SERVER_SELECTION_TIMEOUT_MS: '2000',
+    ...keys,
     ...env
   })
 }
@@ -87,6 +92,9 @@ export interface RegisteredUser {
   email: string
   password: string
   token: string
+  refreshToken: string
+  /** The session of these tokens (the `sid` claim). */
+  sessionId: string
   /** `app.inject` with this user's access token in the Authorization header. */
   inject: (options: InjectOptions) => Promise<LightMyRequestResponse>
 }
@@ -99,12 +107,14 @@ export async function registerUser (app: FastifyInstance, credentials: { email?:
   if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.statusCode} ${signup.body}`)
   const login = await app.inject({ method: 'POST', url: '/login', payload: { email, password } })
   if (login.statusCode !== 200) throw new Error(`login failed: ${login.statusCode} ${login.body}`)
-  const token = login.json<{ token: string }>().token
+  const { token, refreshToken } = login.json<{ token: string, refreshToken: string }>()
   return {
     id: signup.json<{ user: { id: string } }>().user.id,
     email: email.trim().toLowerCase(),
     password,
     token,
+    refreshToken,
+    sessionId: decodeClaims(token).sid as string,
     inject: (options) => app.inject({ ...options, headers: { ...options.headers, authorization: `Bearer ${token}` } })
   }
 }
@@ -116,4 +126,22 @@ export function logCapture (): DestinationStream & { lines: () => string[] } {
     write (chunk: string) { chunks.push(chunk) },
     lines: () => chunks.join('').split('\n').filter((line) => line !== '')
   }
+}
+
+/** The claims of a JWT, decoded without verification (for assertions only). */
+export function decodeClaims (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
+}
+
+/** The header of a JWT, decoded without verification (for assertions only). */
+export function decodeHeader (token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
+}
+
+/** Logs in through the API and returns the tokens. */
+export async function login (app: FastifyInstance, user: { email: string, password: string }, headers: Record<string, string> = {}) {
+  const response = await app.inject({ method: 'POST', url: '/login', headers, payload: { email: user.email, password: user.password } })
+  if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`)
+  const body = response.json<{ token: string, refreshToken: string, expiresIn: number, refreshExpiresIn: number }>()
+  return { ...body, sessionId: decodeClaims(body.token).sid as string }
 }

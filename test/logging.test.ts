@@ -20,6 +20,11 @@ t.test('passwords, tokens and the secret_token value never reach a log line', as
   await app.inject({ method: 'POST', url: '/signup', payload: { email: 'x@example.com', password, extra: password } })
   await app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: `{"email":"x@example.com","password":"${password}"` })
   await app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `email=bad&password=${password}` })
+  const refreshed = await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: user.refreshToken } })
+  const rotatedRefreshToken: string = refreshed.json().refreshToken
+  await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: `${user.refreshToken.slice(0, -1)}x` } })
+  await app.inject({ method: 'PUT', url: '/user/password', headers: { authorization: `Bearer ${user.token}` }, payload: { currentPassword: password, newPassword: `${password}-new` } })
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: rotatedRefreshToken } })
 
   const lines = logs.lines()
   t.ok(lines.length > 20, `the capture saw the traffic (${lines.length} lines)`)
@@ -28,7 +33,8 @@ t.test('passwords, tokens and the secret_token value never reach a log line', as
   t.ok(lines.some((line) => line.includes(user.id)), 'auth events carry the user id')
   for (const line of lines) {
     t.notOk(line.includes(password), 'no password')
-    t.notOk(line.includes(signature), 'no token')
+    t.notOk(line.includes(signature), 'no access token')
+    t.notOk(line.includes(user.refreshToken) || line.includes(rotatedRefreshToken), 'no refresh token')
     t.notOk(line.includes('$2b$'), 'no hash')
   }
 })
@@ -38,19 +44,28 @@ t.test('auth events are logged with the user id and the outcome', async (t) => {
   const app = await build(t, { env: { LOG_LEVEL: 'info' }, logStream: logs })
   const user = await registerUser(app)
   await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'wrong password' } })
+  const refreshed = await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: user.refreshToken } })
+  await app.inject({ method: 'PUT', url: '/user/password', headers: { authorization: `Bearer ${user.token}` }, payload: { currentPassword: user.password, newPassword: 'another password' } })
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: refreshed.json().refreshToken } })
   const events = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.event)
   t.match(events, [
     { event: 'signup', userId: user.id },
-    { event: 'login', outcome: 'success', userId: user.id },
-    { event: 'login', outcome: 'invalid_credentials', userId: user.id }
+    { event: 'login', outcome: 'success', userId: user.id, sessionId: user.sessionId },
+    { event: 'login', outcome: 'invalid_credentials', userId: user.id },
+    { event: 'refresh', outcome: 'rotated', userId: user.id, sessionId: user.sessionId },
+    { event: 'password_change', outcome: 'success', userId: user.id },
+    { event: 'logout', sessionId: user.sessionId }
   ])
+  t.ok(events.every((event) => event.reqId), 'every event carries its request id')
 })
 
-t.test('without JWT_SECRET outside production the service warns loudly about its ephemeral secret', async (t) => {
-  const logs = logCapture()
-  const app = await build(t, { env: { LOG_LEVEL: 'warn', JWT_SECRET: '' }, logStream: logs })
-  const user = await registerUser(app)
-  t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'tokens still work within this process')
-  const warning = logs.lines().map((line) => JSON.parse(line)).find((line) => /ephemeral secret/.test(line.msg))
-  t.equal(warning?.level, 40)
+t.test('without a configured key or secret outside production the service warns loudly', async (t) => {
+  for (const env of [{ JWT_ALGORITHM: 'EdDSA' }, { JWT_ALGORITHM: 'HS256' }]) {
+    const logs = logCapture()
+    const app = await build(t, { env: { LOG_LEVEL: 'warn', ...env }, logStream: logs })
+    const user = await registerUser(app)
+    t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, `${env.JWT_ALGORITHM}: tokens still work within this process`)
+    const warning = logs.lines().map((line) => JSON.parse(line)).find((line) => /ephemeral (key pair|secret)/.test(line.msg))
+    t.equal(warning?.level, 40, `${env.JWT_ALGORITHM}: one warning`)
+  }
 })

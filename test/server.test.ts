@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { freshDatabaseUrl, TEST_JWT_SECRET } from './helper.js'
+import { freshDatabaseUrl, TEST_SIGNING_KEY } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -36,7 +36,7 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: '0',
-    JWT_SECRET: TEST_JWT_SECRET,
+    JWT_PRIVATE_KEY: TEST_SIGNING_KEY.privateKeyPem,
     MONGODB_URL: await freshDatabaseUrl(),
     BCRYPT_COST: '12',
     SHUTDOWN_GRACE_MS: '10000'

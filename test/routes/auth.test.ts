@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import bcrypt from 'bcrypt'
-import { build, freshDatabaseUrl, registerUser, uniqueEmail } from '../helper.js'
+import {
+  build, decodeClaims, decodeHeader, freshDatabaseUrl, login, registerUser, uniqueEmail, TEST_JWT_SECRET, TEST_SIGNING_KEY
+} from '../helper.js'
 
 const form = { 'content-type': 'application/x-www-form-urlencoded' }
 
@@ -124,25 +126,40 @@ t.test('malformed bodies get 400 or 415 in the error shape', async (t) => {
   t.equal(await countUsers(app), 0)
 })
 
-t.test('login returns a bearer token with the documented claims', async (t) => {
-  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '600', JWT_ISSUER: 'issuer-under-test', JWT_AUDIENCE: 'audience-under-test' } })
+t.test('login returns an access token with the documented claims and a refresh token', async (t) => {
+  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '600', SESSION_TTL_SECONDS: '86400', JWT_ISSUER: 'issuer-under-test', JWT_AUDIENCE: 'audience-under-test' } })
   const user = await registerUser(app)
   const response = await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: user.password } })
   t.equal(response.statusCode, 200)
   const body = response.json()
-  t.same(Object.keys(body).sort(), ['expiresIn', 'token', 'tokenType'])
+  t.same(Object.keys(body).sort(), ['expiresIn', 'refreshExpiresIn', 'refreshToken', 'token', 'tokenType'])
   t.equal(body.tokenType, 'Bearer')
   t.equal(body.expiresIn, 600)
+  t.ok(body.refreshExpiresIn > 86390 && body.refreshExpiresIn <= 86400, 'the session lifetime')
+  t.match(body.refreshToken, /^[A-Za-z0-9_-]{43}$/, '256 random bits, base64url')
 
-  const [header, payload] = body.token.split('.').slice(0, 2).map((part: string) => JSON.parse(Buffer.from(part, 'base64url').toString()))
-  t.equal(header.alg, 'HS256')
-  t.same(Object.keys(payload).sort(), ['aud', 'email', 'exp', 'iat', 'iss', 'jti', 'sub'])
-  t.match(payload, { sub: user.id, email: user.email, iss: 'issuer-under-test', aud: 'audience-under-test' })
-  t.equal(payload.exp - payload.iat, 600)
+  const header = decodeHeader(body.token)
+  t.same(header, { alg: 'EdDSA', typ: 'JWT', kid: TEST_SIGNING_KEY.kid })
+  const payload = decodeClaims(body.token)
+  t.same(Object.keys(payload).sort(), ['aud', 'email', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'])
+  t.match(payload, { sub: user.id, email: user.email, iss: 'issuer-under-test', aud: 'audience-under-test', sid: /^[0-9a-f]{24}$/ })
+  t.equal(Number(payload.exp) - Number(payload.iat), 600)
   t.match(payload.jti, /^[0-9a-f-]{36}$/)
 
-  const again = await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: user.password } })
-  t.not(JSON.parse(Buffer.from(again.json().token.split('.')[1], 'base64url').toString()).jti, payload.jti, 'every token has its own jti')
+  const again = await login(app, user)
+  t.not(decodeClaims(again.token).jti, payload.jti, 'every token has its own jti')
+  t.not(again.sessionId, payload.sid, 'every login is a session of its own')
+  t.not(again.refreshToken, body.refreshToken)
+
+  const stored = await app.mongo.db!.collection('refresh_tokens').find().toArray()
+  t.notOk(JSON.stringify(stored).includes(body.refreshToken), 'the refresh token is stored only as a hash')
+})
+
+t.test('HS256 with a shared secret stays available', async (t) => {
+  const app = await build(t, { env: { JWT_ALGORITHM: 'HS256', JWT_SECRET: TEST_JWT_SECRET } })
+  const user = await registerUser(app)
+  t.same(decodeHeader(user.token), { alg: 'HS256', typ: 'JWT' }, 'no kid without a key pair')
+  t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200)
 })
 
 t.test('login with an unknown email answers exactly like a wrong password', async (t) => {

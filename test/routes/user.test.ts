@@ -1,22 +1,24 @@
 import t, { type Test } from 'tap'
-import { SignJWT } from 'jose'
-import { build, registerUser, TEST_JWT_SECRET } from '../helper.js'
+import { SignJWT, importPKCS8, type CryptoKey } from 'jose'
+import { build, registerUser, TEST_SIGNING_KEY } from '../helper.js'
+import { generateSigningKey } from '../../keys.js'
 
-const secretKey = new TextEncoder().encode(TEST_JWT_SECRET)
+const signingKey = await importPKCS8(TEST_SIGNING_KEY.privateKeyPem, 'EdDSA')
+const kid = TEST_SIGNING_KEY.kid
 const ISSUER = 'auth-service'
 const AUDIENCE = 'auth-service-clients'
 
-/** A token signed with the service's own secret, with claims chosen by the test. */
-function forge (claims: Record<string, unknown>, options: { issuer?: string, audience?: string, expiresAt?: number, notBefore?: number, secret?: Uint8Array } = {}) {
+/** A token signed with the service's own key, with claims chosen by the test. */
+function forge (claims: Record<string, unknown>, options: { issuer?: string, audience?: string, expiresAt?: number, notBefore?: number, key?: CryptoKey | Uint8Array, header?: Record<string, string> } = {}) {
   const now = Math.floor(Date.now() / 1000)
   return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid, ...options.header })
     .setIssuedAt(now)
     .setIssuer(options.issuer ?? ISSUER)
     .setAudience(options.audience ?? AUDIENCE)
     .setExpirationTime(options.expiresAt ?? now + 300)
     .setNotBefore(options.notBefore ?? now)
-    .sign(options.secret ?? secretKey)
+    .sign(options.key ?? signingKey)
 }
 
 function expectUnauthorized (t: Test, response: { statusCode: number, json: () => any, headers: Record<string, unknown> }, code: string, name: string) {
@@ -89,7 +91,7 @@ t.test('missing and malformed tokens get 401', async (t) => {
 t.test('tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audience tokens get 401', async (t) => {
   const app = await build(t)
   const user = await registerUser(app)
-  const claims = { sub: user.id, email: user.email, jti: 'a2b4c6d8-0000-4000-8000-000000000000' }
+  const claims = { sub: user.id, email: user.email, sid: user.sessionId, jti: 'a2b4c6d8-0000-4000-8000-000000000000' }
   const now = Math.floor(Date.now() / 1000)
 
   const control = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await forge(claims)}` } })
@@ -109,9 +111,12 @@ t.test('tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audie
     ['not yet valid', await forge(claims, { notBefore: now + 600, expiresAt: now + 900 }), 'TOKEN_INVALID'],
     ['wrong issuer', await forge(claims, { issuer: 'someone-else' }), 'TOKEN_INVALID'],
     ['wrong audience', await forge(claims, { audience: 'another-service' }), 'TOKEN_INVALID'],
-    ['signed with another secret', await forge(claims, { secret: new TextEncoder().encode('another-secret-that-is-32-bytes-or-more') }), 'TOKEN_INVALID'],
-    ['missing email claim', await forge({ sub: user.id, jti: claims.jti }), 'TOKEN_INVALID'],
-    ['HS512 instead of HS256', await new SignJWT(claims).setProtectedHeader({ alg: 'HS512' }).setIssuedAt().setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(secretKey), 'TOKEN_INVALID']
+    ['signed with another key under our kid', await forge(claims, { key: await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA') }), 'TOKEN_INVALID'],
+    ['unknown kid', await forge(claims, { header: { kid: 'not-a-key-we-have' } }), 'TOKEN_INVALID'],
+    ['no kid', await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt().setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(signingKey), 'TOKEN_INVALID'],
+    ['missing email claim', await forge({ sub: user.id, sid: user.sessionId, jti: claims.jti }), 'TOKEN_INVALID'],
+    ['missing sid claim', await forge({ sub: user.id, email: user.email, jti: claims.jti }), 'TOKEN_INVALID'],
+    ['HS256 signed with the public key as the HMAC secret (key confusion)', await forge(claims, { key: new TextEncoder().encode(TEST_SIGNING_KEY.publicKeyPem), header: { alg: 'HS256' } }), 'TOKEN_INVALID']
   ]
   for (const [name, token, code] of cases) {
     expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${token}` } }), code, name)
@@ -120,7 +125,7 @@ t.test('tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audie
 })
 
 t.test('a token from a differently configured service is refused', async (t) => {
-  const issuingApp = await build(t, { env: { JWT_AUDIENCE: 'billing' } })
+  const issuingApp = await build(t, { env: { JWT_AUDIENCE: 'billing', JWT_PRIVATE_KEY: TEST_SIGNING_KEY.privateKeyPem } })
   const user = await registerUser(issuingApp)
   const app = await build(t)
   expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${user.token}` } }), 'TOKEN_INVALID', 'audience billing')

@@ -1,0 +1,373 @@
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
+import fp from 'fastify-plugin'
+import { MongoServerError, ObjectId, type Collection, type Db } from 'mongodb'
+import type { FastifyInstance } from 'fastify'
+import { toDatabaseError } from './mongodb.js'
+
+/**
+ * Sessions and refresh tokens. Built for FerretDB as well as MongoDB, whose
+ * updates are not atomic under concurrency there: every race-critical step is
+ * a unique-index insert or a delete.
+ *
+ * - `sessions`: one document per login; deleting it revokes the session.
+ * - `refresh_tokens`: one document per token ever issued, keyed by its SHA-256,
+ *   with a unique `parentHash`: a token has at most one successor, and the
+ *   insert of that successor *is* the rotation's compare-and-set. The successor
+ *   is stored encrypted under a key derived from its parent, so a concurrent
+ *   request presenting the parent (another tab, a retry) can be handed the same
+ *   successor, while the database alone can decrypt nothing.
+ * - `revocations`: one document per revoked session (unique id), the record
+ *   the revocation feed is built from.
+ */
+
+export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'refresh_token_reused'
+
+interface SessionDocument {
+  _id: ObjectId
+  userId: ObjectId
+  email: string
+  createdAt: Date
+  lastUsedAt: Date
+  expiresAt: Date
+  userAgent: string
+  ip: string
+}
+
+interface RefreshTokenDocument {
+  /** SHA-256 of the token, base64url; never the token. */
+  _id: string
+  /** SHA-256 of the token it replaced, or `root:<session id>` for the login's token. */
+  parentHash: string
+  sessionId: ObjectId
+  /** When it was issued: for a successor, the time of its parent's rotation. */
+  issuedAt: Date
+  expiresAt: Date
+  /** The token itself, AES-256-GCM under a key derived from the parent token; absent on a root. */
+  sealedToken?: string
+}
+
+interface RevocationDocument {
+  /** The session id: unique, so each revoked session is recorded once. */
+  _id: ObjectId
+  userId: ObjectId
+  revokedAt: Date
+  reason: RevocationReason
+  /** No access token of the session is valid after this; the record can go then. */
+  expiresAt: Date
+}
+
+export interface SessionRecord {
+  id: string
+  userId: string
+  email: string
+  createdAt: Date
+  lastUsedAt: Date
+  expiresAt: Date
+  userAgent: string
+  ip: string
+}
+
+export type RotationResult =
+  | { outcome: 'rotated' | 'grace', refreshToken: string, session: SessionRecord }
+  | { outcome: 'unknown' | 'expired' | 'reused', sessionId?: string }
+
+export type ExpiryMode = 'ttl-index' | 'purge-timer'
+
+export interface SessionsRepository {
+  ensureIndexes: () => Promise<void>
+  /** How expired documents go away: a TTL index, or (where refused) the purge timer. Undefined until decided. */
+  readonly expiryMode: ExpiryMode | undefined
+  create: (session: { userId: string, email: string, userAgent: string, ip: string }) => Promise<{ session: SessionRecord, refreshToken: string }>
+  rotate: (refreshToken: string) => Promise<RotationResult>
+  findSessionIdByRefreshToken: (refreshToken: string) => Promise<string | null>
+  findLive: (userId: string, sessionId: string) => Promise<SessionRecord | null>
+  listLive: (userId: string) => Promise<SessionRecord[]>
+  /** Revokes a session; true when this call is the one that ended it. */
+  revoke: (sessionId: string, reason: RevocationReason) => Promise<boolean>
+  /** Revokes every session of a user, but `exceptSessionId`; returns how many this call ended. */
+  revokeAllOfUser: (userId: string, reason: RevocationReason, exceptSessionId?: string) => Promise<number>
+  purgeExpired: () => Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessionsRepository: SessionsRepository
+  }
+}
+
+export interface SessionsRepositoryOptions {
+  ttlSeconds: number
+  refreshGraceSeconds: number
+  purgeIntervalSeconds: number
+  accessTokenTtlSeconds: number
+}
+
+const DUPLICATE_KEY = 11000
+const NOT_IMPLEMENTED = 238
+const OBJECT_ID = /^[0-9a-f]{24}$/
+
+export function newRefreshToken (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+export function hashRefreshToken (token: string): string {
+  return createHash('sha256').update(token).digest('base64url')
+}
+
+function successorKey (parentToken: string): Buffer {
+  return createHmac('sha256', parentToken).update('auth-service refresh-token successor').digest()
+}
+
+function sealSuccessor (parentToken: string, successor: string): string {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', successorKey(parentToken), iv)
+  const sealed = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()])
+  return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url')
+}
+
+function unsealSuccessor (parentToken: string, sealedToken: string): string | null {
+  try {
+    const bytes = Buffer.from(sealedToken, 'base64url')
+    const decipher = createDecipheriv('aes-256-gcm', successorKey(parentToken), bytes.subarray(0, 12))
+    decipher.setAuthTag(bytes.subarray(12, 28))
+    return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8')
+  } catch {
+    return null
+  }
+}
+
+function isDuplicateKey (error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === DUPLICATE_KEY
+}
+
+function toRecord (document: SessionDocument): SessionRecord {
+  return {
+    id: document._id.toHexString(),
+    userId: document.userId.toHexString(),
+    email: document.email,
+    createdAt: document.createdAt,
+    lastUsedAt: document.lastUsedAt,
+    expiresAt: document.expiresAt,
+    userAgent: document.userAgent,
+    ip: document.ip
+  }
+}
+
+/** Wraps a repository method so driver "unreachable" errors become our 503. */
+function mapDatabaseErrors<Args extends unknown[], Result> (method: (...args: Args) => Promise<Result>) {
+  return async (...args: Args): Promise<Result> => {
+    try {
+      return await method(...args)
+    } catch (error) {
+      throw toDatabaseError(error)
+    }
+  }
+}
+
+export function createSessionsRepository (db: Db, options: SessionsRepositoryOptions, hooks: { onPurgeTimerNeeded: () => void }): SessionsRepository {
+  const sessions: Collection<SessionDocument> = db.collection('sessions')
+  const tokens: Collection<RefreshTokenDocument> = db.collection('refresh_tokens')
+  const revocations: Collection<RevocationDocument> = db.collection('revocations')
+  const graceMs = options.refreshGraceSeconds * 1000
+  let expiryMode: ExpiryMode | undefined
+  let indexesCreated: Promise<void> | undefined
+
+  /** A TTL index where the server has them; FerretDB refuses them (238), and then the purge timer does the job. */
+  async function createExpiryIndex (collection: Collection<SessionDocument> | Collection<RefreshTokenDocument> | Collection<RevocationDocument>): Promise<ExpiryMode> {
+    try {
+      await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' })
+      return 'ttl-index'
+    } catch (error) {
+      if (error instanceof MongoServerError && error.code === NOT_IMPLEMENTED) {
+        await collection.createIndex({ expiresAt: 1 }, { name: 'expiresAt' })
+        return 'purge-timer'
+      }
+      throw error
+    }
+  }
+
+  async function createIndexes () {
+    // Separate calls: a refused TTL index fails the whole createIndexes call on FerretDB.
+    await tokens.createIndex({ parentHash: 1 }, { unique: true, name: 'parentHash_unique' })
+    await tokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
+    await sessions.createIndex({ userId: 1 }, { name: 'userId' })
+    const modes = await Promise.all([sessions, tokens, revocations].map(createExpiryIndex))
+    const mode = modes.includes('purge-timer') ? 'purge-timer' : 'ttl-index'
+    if (expiryMode === undefined && mode === 'purge-timer') hooks.onPurgeTimerNeeded()
+    expiryMode = mode
+  }
+
+  async function ensureIndexes () {
+    indexesCreated ??= createIndexes().catch((error: unknown) => {
+      indexesCreated = undefined
+      throw toDatabaseError(error)
+    })
+    return indexesCreated
+  }
+
+  async function sessionExists (sessionId: ObjectId) {
+    return (await sessions.countDocuments({ _id: sessionId }, { limit: 1 })) === 1
+  }
+
+  async function revoke (sessionId: string, reason: RevocationReason): Promise<boolean> {
+    if (!OBJECT_ID.test(sessionId)) return false
+    const _id = new ObjectId(sessionId)
+    const session = await sessions.findOne({ _id })
+    if (session === null) return false
+    const revokedAt = new Date()
+    // Recorded before the session goes, so that a failure half-way leaves the
+    // session's tokens findable and a retried logout completes the revocation.
+    try {
+      await revocations.insertOne({
+        _id,
+        userId: session.userId,
+        revokedAt,
+        reason,
+        expiresAt: new Date(revokedAt.getTime() + options.accessTokenTtlSeconds * 1000)
+      })
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error
+    }
+    const { deletedCount } = await sessions.deleteOne({ _id })
+    await tokens.deleteMany({ sessionId: _id })
+    return deletedCount === 1
+  }
+
+  /** The presented token was already rotated: the same successor within the grace window, theft after it. */
+  async function resolveRepeatedRotation (presented: string, presentedHash: string, session: SessionDocument, now: Date): Promise<RotationResult> {
+    const successor = await tokens.findOne({ parentHash: presentedHash })
+    // Gone between our insert and this read: the session was revoked meanwhile.
+    if (successor === null || successor.sealedToken === undefined) return { outcome: 'unknown' }
+    const withinGrace = now.getTime() - successor.issuedAt.getTime() <= graceMs
+    const successorIsCurrent = withinGrace && (await tokens.countDocuments({ parentHash: successor._id }, { limit: 1 })) === 0
+    const refreshToken = successorIsCurrent ? unsealSuccessor(presented, successor.sealedToken) : null
+    if (refreshToken === null) {
+      await revoke(session._id.toHexString(), 'refresh_token_reused')
+      return { outcome: 'reused', sessionId: session._id.toHexString() }
+    }
+    if (!(await sessionExists(session._id))) return { outcome: 'unknown' }
+    return { outcome: 'grace', refreshToken, session: toRecord(session) }
+  }
+
+  return {
+    get expiryMode () { return expiryMode },
+    ensureIndexes,
+
+    create: mapDatabaseErrors(async ({ userId, email, userAgent, ip }) => {
+      await ensureIndexes()
+      const now = new Date()
+      const document: SessionDocument = {
+        _id: new ObjectId(),
+        userId: new ObjectId(userId),
+        email,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: new Date(now.getTime() + options.ttlSeconds * 1000),
+        userAgent,
+        ip
+      }
+      const refreshToken = newRefreshToken()
+      // Token first: should the session insert fail, an orphan token leads nowhere.
+      await tokens.insertOne({
+        _id: hashRefreshToken(refreshToken),
+        parentHash: `root:${document._id.toHexString()}`,
+        sessionId: document._id,
+        issuedAt: now,
+        expiresAt: document.expiresAt
+      })
+      await sessions.insertOne(document)
+      return { session: toRecord(document), refreshToken }
+    }),
+
+    rotate: mapDatabaseErrors(async (presented: string): Promise<RotationResult> => {
+      await ensureIndexes()
+      const now = new Date()
+      const presentedHash = hashRefreshToken(presented)
+      const token = await tokens.findOne({ _id: presentedHash })
+      if (token === null) return { outcome: 'unknown' }
+      const session = await sessions.findOne({ _id: token.sessionId })
+      if (session === null) return { outcome: 'unknown' }
+      if (session.expiresAt.getTime() <= now.getTime()) return { outcome: 'expired', sessionId: session._id.toHexString() }
+
+      const successor = newRefreshToken()
+      try {
+        await tokens.insertOne({
+          _id: hashRefreshToken(successor),
+          parentHash: presentedHash,
+          sessionId: session._id,
+          issuedAt: now,
+          expiresAt: session.expiresAt,
+          sealedToken: sealSuccessor(presented, successor)
+        })
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+        return resolveRepeatedRotation(presented, presentedHash, session, now)
+      }
+      await sessions.updateOne({ _id: session._id }, { $set: { lastUsedAt: now } })
+      // A logout may have raced this rotation: its new token must not outlive it.
+      if (!(await sessionExists(session._id))) return { outcome: 'unknown' }
+      return { outcome: 'rotated', refreshToken: successor, session: toRecord({ ...session, lastUsedAt: now }) }
+    }),
+
+    findSessionIdByRefreshToken: mapDatabaseErrors(async (refreshToken: string) => {
+      const token = await tokens.findOne({ _id: hashRefreshToken(refreshToken) })
+      return token === null ? null : token.sessionId.toHexString()
+    }),
+
+    findLive: mapDatabaseErrors(async (userId: string, sessionId: string) => {
+      if (!OBJECT_ID.test(sessionId)) return null
+      const session = await sessions.findOne({ _id: new ObjectId(sessionId), userId: new ObjectId(userId), expiresAt: { $gt: new Date() } })
+      return session === null ? null : toRecord(session)
+    }),
+
+    listLive: mapDatabaseErrors(async (userId: string) => {
+      const found = await sessions.find({ userId: new ObjectId(userId), expiresAt: { $gt: new Date() } }).sort({ lastUsedAt: -1 }).toArray()
+      return found.map(toRecord)
+    }),
+
+    revoke: mapDatabaseErrors(revoke),
+
+    revokeAllOfUser: mapDatabaseErrors(async (userId: string, reason: RevocationReason, exceptSessionId?: string) => {
+      const owned = await sessions.find({ userId: new ObjectId(userId) }, { projection: { _id: 1 } }).toArray()
+      let revoked = 0
+      for (const { _id } of owned) {
+        const sessionId = _id.toHexString()
+        if (sessionId !== exceptSessionId && await revoke(sessionId, reason)) revoked += 1
+      }
+      return revoked
+    }),
+
+    purgeExpired: mapDatabaseErrors(async () => {
+      const now = new Date()
+      await Promise.all([
+        sessions.deleteMany({ expiresAt: { $lte: now } }),
+        tokens.deleteMany({ expiresAt: { $lte: now } }),
+        revocations.deleteMany({ expiresAt: { $lte: now } })
+      ])
+    })
+  }
+}
+
+async function sessionsRepositoryPlugin (fastify: FastifyInstance, options: SessionsRepositoryOptions) {
+  let purgeTimer: NodeJS.Timeout | undefined
+  const repository = createSessionsRepository(fastify.mongo.db!, options, {
+    onPurgeTimerNeeded () {
+      fastify.log.warn({ intervalSeconds: options.purgeIntervalSeconds },
+        'the database refuses TTL indexes: expired sessions and refresh tokens are purged on a timer instead')
+      purgeTimer = setInterval(() => {
+        repository.purgeExpired().catch((error: unknown) => fastify.log.warn({ err: error }, 'purging expired sessions failed; retrying at the next interval'))
+      }, options.purgeIntervalSeconds * 1000)
+      purgeTimer.unref()
+    }
+  })
+  fastify.decorate('sessionsRepository', repository)
+
+  fastify.addHook('onReady', async () => {
+    repository.ensureIndexes().catch((error: unknown) => {
+      fastify.log.warn({ err: error }, 'could not create the sessions indexes yet; retrying on first use')
+    })
+  })
+  fastify.addHook('onClose', async () => { clearInterval(purgeTimer) })
+}
+
+export default fp(sessionsRepositoryPlugin, { name: 'sessions-repository', fastify: '5.x', dependencies: ['mongodb'] })

@@ -8,6 +8,9 @@ import { loggerOptions } from './plugins/logger.js'
 import { schemaController } from './plugins/validation.js'
 import errorHandler from './plugins/error-handler.js'
 import docs from './plugins/docs.js'
+import httpHardening from './plugins/http-hardening.js'
+import metrics from './plugins/metrics.js'
+import rateLimit from './plugins/rate-limit.js'
 import mongodb from './plugins/mongodb.js'
 import passwordHasher from './plugins/password-hasher.js'
 import jwt from './plugins/jwt.js'
@@ -18,6 +21,8 @@ import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import userRoutes from './routes/user.js'
 import jwksRoutes from './routes/jwks.js'
+import metricsRoutes from './routes/metrics.js'
+import revocationsRoutes from './routes/revocations.js'
 
 export interface BuildAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
@@ -26,11 +31,17 @@ export interface BuildAppOptions {
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/
 
+/** A hop count becomes proxy-addr's "trust the first n hops" function (Fastify's types omit the number form). */
+function trustProxyOption (trustProxy: Config['trustProxy']) {
+  return typeof trustProxy === 'number' ? (_address: string, hop: number) => hop < trustProxy : trustProxy
+}
+
 /** Builds the service with every plugin and route registered explicitly. Never listens. */
 export function buildApp (config: Config, options: BuildAppOptions = {}): FastifyInstance {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
     bodyLimit: config.bodyLimitBytes,
+    trustProxy: trustProxyOption(config.trustProxy),
     schemaController,
     // A caller's request id is kept (to follow a request across services) only if it is sane.
     genReqId: (request) => {
@@ -45,8 +56,11 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.removeContentTypeParser('text/plain')
 
   app.register(errorHandler)
+  app.register(metrics)
+  app.register(httpHardening, { corsOrigins: config.corsOrigins, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
   app.register(fastifyFormbody)
   app.register(docs)
+  app.register(rateLimit, config.rateLimit)
 
   app.register(mongodb, config.mongodb)
   app.register(passwordHasher, { cost: config.bcryptCost })
@@ -55,9 +69,11 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(sessionsRepository, { ...config.sessions, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds })
 
   app.register(healthRoutes)
+  app.register(metricsRoutes)
   app.register(authRoutes)
   app.register(userRoutes, { prefix: '/user' })
   app.register(jwksRoutes)
+  app.register(revocationsRoutes)
 
   return app
 }

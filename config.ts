@@ -36,6 +36,17 @@ export interface Config {
     refreshGraceSeconds: number
     purgeIntervalSeconds: number
   }
+  trustProxy: boolean | number | string[]
+  corsOrigins: string[]
+  rateLimit: {
+    windowSeconds: number
+    ipMax: number
+    emailWindowSeconds: number
+    emailMax: number
+    redisUrl?: string
+    redisKeyPrefix: string
+  }
+  maxEventLoopDelayMs: number
   bcryptCost: number
   bodyLimitBytes: number
   shutdownGraceMs: number
@@ -99,6 +110,17 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
       purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS
     },
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    corsOrigins: splitList(env.CORS_ORIGINS),
+    rateLimit: {
+      windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
+      ipMax: env.RATE_LIMIT_IP_MAX,
+      emailWindowSeconds: env.RATE_LIMIT_EMAIL_WINDOW_SECONDS,
+      emailMax: env.RATE_LIMIT_EMAIL_MAX,
+      ...(env.REDIS_URL === undefined ? {} : { redisUrl: env.REDIS_URL }),
+      redisKeyPrefix: env.REDIS_KEY_PREFIX
+    },
+    maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS
@@ -166,4 +188,20 @@ function loadKeyPairs (env: Env, algorithm: AsymmetricAlgorithm, isProduction: b
     if (!verificationKeys.some((known) => known.kid === key.kid)) verificationKeys.push(key)
   }
   return { signingKey, verificationKeys, ephemeral: privatePem === undefined }
+}
+
+function splitList (value: string): string[] {
+  return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+}
+
+function parseTrustProxy (value: string): boolean | number | string[] {
+  const normalised = value.trim().toLowerCase()
+  if (normalised === 'false' || normalised === '') return false
+  if (normalised === 'true') return true
+  if (/^\d+$/.test(normalised)) return Number(normalised)
+  const proxies = splitList(value)
+  if (proxies.some((proxy) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(proxy))) {
+    throw new ConfigError('Invalid configuration: TRUST_PROXY must be true, false, a hop count or comma-separated IP addresses/CIDRs')
+  }
+  return proxies
 }

@@ -27,6 +27,10 @@ export const SessionNotFoundError = createError('SESSION_NOT_FOUND', 'No such se
 
 export const InvalidCurrentPasswordError = createError('INVALID_CURRENT_PASSWORD', 'The current password is wrong', 401)
 
+export const RateLimitedError = createError('RATE_LIMITED', 'Too many failed logins for this account; retry later', 429)
+
+export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued', 400)
+
 export const ErrorCodes = {
   validation: 'FST_ERR_VALIDATION',
   notFound: 'ROUTE_NOT_FOUND',

@@ -20,7 +20,7 @@ async function docsPlugin (fastify: FastifyInstance) {
       tags: [
         { name: 'accounts', description: 'Signup, login, token refresh and logout' },
         { name: 'user', description: 'Routes that need an access token' },
-        { name: 'keys', description: 'For other services: the keys that verify access tokens' },
+        { name: 'keys', description: 'For other services: the keys that verify access tokens, and the revocation feed' },
         { name: 'operations', description: 'Health probes' }
       ],
       components: {
@@ -35,7 +35,8 @@ async function docsPlugin (fastify: FastifyInstance) {
       buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}`
     }
   })
-  await fastify.register(fastifySwaggerUi, { routePrefix: '/docs' })
+  // staticCSP: the UI's own Content-Security-Policy, compatible with helmet's.
+  await fastify.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true })
 }
 
 export default fp(docsPlugin, { name: 'docs', fastify: '5.x' })

@@ -17,7 +17,10 @@ import { toDatabaseError } from './mongodb.js'
  *   request presenting the parent (another tab, a retry) can be handed the same
  *   successor, while the database alone can decrypt nothing.
  * - `revocations`: one document per revoked session (unique id), the record
- *   the revocation feed is built from.
+ *   the revocation feed is built from. Each gets `seq`, the next number after
+ *   the highest one, under a unique index: a writer picks N+1 only after N is
+ *   committed, so sequence order is commit order and a feed reader that has
+ *   seen N+1 can never later find an N it missed.
  */
 
 export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'refresh_token_reused'
@@ -50,9 +53,18 @@ interface RevocationDocument {
   /** The session id: unique, so each revoked session is recorded once. */
   _id: ObjectId
   userId: ObjectId
+  /** Position in the revocation feed; unique, gapless in commit order. */
+  seq: number
   revokedAt: Date
   reason: RevocationReason
   /** No access token of the session is valid after this; the record can go then. */
+  expiresAt: Date
+}
+
+export interface RevocationRecord {
+  sessionId: string
+  seq: number
+  revokedAt: Date
   expiresAt: Date
 }
 
@@ -86,6 +98,8 @@ export interface SessionsRepository {
   revoke: (sessionId: string, reason: RevocationReason) => Promise<boolean>
   /** Revokes every session of a user, but `exceptSessionId`; returns how many this call ended. */
   revokeAllOfUser: (userId: string, reason: RevocationReason, exceptSessionId?: string) => Promise<number>
+  /** Still-relevant revocations with `seq` above `afterSeq`, in feed order; and the feed's latest seq. */
+  listRevocations: (afterSeq: number, limit: number) => Promise<{ revocations: RevocationRecord[], latestSeq: number }>
   purgeExpired: () => Promise<void>
 }
 
@@ -103,6 +117,7 @@ export interface SessionsRepositoryOptions {
 }
 
 const DUPLICATE_KEY = 11000
+const MAX_SEQ_ATTEMPTS = 50
 const NOT_IMPLEMENTED = 238
 const OBJECT_ID = /^[0-9a-f]{24}$/
 
@@ -173,7 +188,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
   let indexesCreated: Promise<void> | undefined
 
   /** A TTL index where the server has them; FerretDB refuses them (238), and then the purge timer does the job. */
-  async function createExpiryIndex (collection: Collection<SessionDocument> | Collection<RefreshTokenDocument> | Collection<RevocationDocument>): Promise<ExpiryMode> {
+  async function createExpiryIndex (collection: Collection<SessionDocument> | Collection<RefreshTokenDocument>): Promise<ExpiryMode> {
     try {
       await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' })
       return 'ttl-index'
@@ -191,7 +206,11 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     await tokens.createIndex({ parentHash: 1 }, { unique: true, name: 'parentHash_unique' })
     await tokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
     await sessions.createIndex({ userId: 1 }, { name: 'userId' })
-    const modes = await Promise.all([sessions, tokens, revocations].map(createExpiryIndex))
+    await revocations.createIndex({ seq: 1 }, { unique: true, name: 'seq_unique' })
+    // Revocations are purged by the timer only, never by a TTL index: the
+    // newest record must survive, or its seq could be handed out again.
+    await revocations.createIndex({ expiresAt: 1 }, { name: 'expiresAt' })
+    const modes = await Promise.all([sessions, tokens].map(createExpiryIndex))
     const mode = modes.includes('purge-timer') ? 'purge-timer' : 'ttl-index'
     if (expiryMode === undefined && mode === 'purge-timer') hooks.onPurgeTimerNeeded()
     expiryMode = mode
@@ -209,25 +228,41 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     return (await sessions.countDocuments({ _id: sessionId }, { limit: 1 })) === 1
   }
 
+  async function latestSeq (): Promise<number> {
+    const latest = await revocations.find({}, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next()
+    return latest?.seq ?? 0
+  }
+
+  async function recordRevocation (session: SessionDocument, reason: RevocationReason) {
+    const revokedAt = new Date()
+    for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
+      try {
+        await revocations.insertOne({
+          _id: session._id,
+          userId: session.userId,
+          seq: await latestSeq() + 1,
+          revokedAt,
+          reason,
+          expiresAt: new Date(revokedAt.getTime() + options.accessTokenTtlSeconds * 1000)
+        })
+        return
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+        // Either the session is already recorded (done), or another revocation took this seq (try the next).
+        if (await revocations.countDocuments({ _id: session._id }, { limit: 1 }) === 1) return
+      }
+    }
+    throw new Error('could not allocate a revocation sequence number')
+  }
+
   async function revoke (sessionId: string, reason: RevocationReason): Promise<boolean> {
     if (!OBJECT_ID.test(sessionId)) return false
     const _id = new ObjectId(sessionId)
     const session = await sessions.findOne({ _id })
     if (session === null) return false
-    const revokedAt = new Date()
     // Recorded before the session goes, so that a failure half-way leaves the
     // session's tokens findable and a retried logout completes the revocation.
-    try {
-      await revocations.insertOne({
-        _id,
-        userId: session.userId,
-        revokedAt,
-        reason,
-        expiresAt: new Date(revokedAt.getTime() + options.accessTokenTtlSeconds * 1000)
-      })
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error
-    }
+    await recordRevocation(session, reason)
     const { deletedCount } = await sessions.deleteOne({ _id })
     await tokens.deleteMany({ sessionId: _id })
     return deletedCount === 1
@@ -337,30 +372,45 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       return revoked
     }),
 
+    listRevocations: mapDatabaseErrors(async (afterSeq: number, limit: number) => {
+      const found = await revocations.find({ seq: { $gt: afterSeq }, expiresAt: { $gt: new Date() } }).sort({ seq: 1 }).limit(limit).toArray()
+      return {
+        revocations: found.map((revocation) => ({
+          sessionId: revocation._id.toHexString(),
+          seq: revocation.seq,
+          revokedAt: revocation.revokedAt,
+          expiresAt: revocation.expiresAt
+        })),
+        latestSeq: await latestSeq()
+      }
+    }),
+
     purgeExpired: mapDatabaseErrors(async () => {
       const now = new Date()
       await Promise.all([
         sessions.deleteMany({ expiresAt: { $lte: now } }),
         tokens.deleteMany({ expiresAt: { $lte: now } }),
-        revocations.deleteMany({ expiresAt: { $lte: now } })
+        revocations.deleteMany({ expiresAt: { $lte: now }, seq: { $lt: await latestSeq() } })
       ])
     })
   }
 }
 
 async function sessionsRepositoryPlugin (fastify: FastifyInstance, options: SessionsRepositoryOptions) {
-  let purgeTimer: NodeJS.Timeout | undefined
   const repository = createSessionsRepository(fastify.mongo.db!, options, {
     onPurgeTimerNeeded () {
       fastify.log.warn({ intervalSeconds: options.purgeIntervalSeconds },
         'the database refuses TTL indexes: expired sessions and refresh tokens are purged on a timer instead')
-      purgeTimer = setInterval(() => {
-        repository.purgeExpired().catch((error: unknown) => fastify.log.warn({ err: error }, 'purging expired sessions failed; retrying at the next interval'))
-      }, options.purgeIntervalSeconds * 1000)
-      purgeTimer.unref()
     }
   })
   fastify.decorate('sessionsRepository', repository)
+
+  // Always runs: revocation records are purged by it on every server; sessions
+  // and tokens too where TTL indexes are refused (and harmlessly elsewhere).
+  const purgeTimer = setInterval(() => {
+    repository.purgeExpired().catch((error: unknown) => fastify.log.warn({ err: error }, 'purging expired sessions failed; retrying at the next interval'))
+  }, options.purgeIntervalSeconds * 1000)
+  purgeTimer.unref()
 
   fastify.addHook('onReady', async () => {
     repository.ensureIndexes().catch((error: unknown) => {

@@ -1,12 +1,14 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import { InvalidCredentialsError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError } from '../errors.js'
+import {
+  EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
+} from '../errors.js'
 import type { SessionRecord } from '../plugins/sessions-repository.js'
 import { CredentialsSchema, LoginResponseSchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
 import {
   BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
-  UnsupportedMediaTypeResponse, errorResponse
+  TooManyRequestsResponse, UnsupportedMediaTypeResponse, errorResponse
 } from '../schemas/common.js'
 
 /**
@@ -22,7 +24,14 @@ async function normaliseEmail (request: FastifyRequest) {
 
 const consumes = ['application/json', 'application/x-www-form-urlencoded']
 
+// The per-IP limit of @fastify/rate-limit, with the configured max and window.
+const rateLimited = { rateLimit: {} }
+
 const MAX_USER_AGENT_LENGTH = 256
+
+function sessionOf (result: { sessionId?: string }) {
+  return result.sessionId === undefined ? {} : { sessionId: result.sessionId }
+}
 
 /** The body of /login and /token/refresh: a fresh access token and the session's refresh token. */
 function tokensFor (fastify: FastifyInstance, session: SessionRecord, refreshToken: string): LoginResponse {
@@ -40,6 +49,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   fastify.addHook('preValidation', normaliseEmail)
 
   fastify.post('/signup', {
+    config: rateLimited,
     schema: {
       tags: ['accounts'],
       summary: 'Create an account',
@@ -51,6 +61,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         409: errorResponse('The email is already registered.', ['EMAIL_TAKEN']),
         413: PayloadTooLargeResponse,
         415: UnsupportedMediaTypeResponse,
+        429: TooManyRequestsResponse,
         500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
@@ -58,8 +69,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   }, async function signup (request, reply) {
     const { email, password } = request.body
     const passwordHash = await fastify.passwordHasher.hash(password)
-    const user = await fastify.usersRepository.create({ email, passwordHash })
-    request.log.info({ event: 'signup', userId: user.id }, 'user signed up')
+    let user
+    try {
+      user = await fastify.usersRepository.create({ email, passwordHash })
+    } catch (error) {
+      if (error instanceof EmailTakenError) fastify.recordAuthEvent(request, { event: 'signup', outcome: 'email_taken' })
+      throw error
+    }
+    fastify.recordAuthEvent(request, { event: 'signup', outcome: 'success', userId: user.id })
     return reply.code(201).send({
       message: 'Signup successful',
       user: { id: user.id, email: user.email, createdAt: user.createdAt.toISOString() }
@@ -67,6 +84,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
 
   fastify.post('/login', {
+    config: rateLimited,
     schema: {
       tags: ['accounts'],
       summary: 'Exchange email and password for an access token',
@@ -78,21 +96,26 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
         413: PayloadTooLargeResponse,
         415: UnsupportedMediaTypeResponse,
+        429: errorResponse('Too many requests from this client, or too many failed logins for this email; see Retry-After.', ['RATE_LIMITED']),
         500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
     }
-  }, async function login (request) {
+  }, async function login (request, reply) {
     const { email, password } = request.body
-    const user = await fastify.usersRepository.findByEmail(email)
-    if (user === null) {
-      await fastify.passwordHasher.verifyAgainstDummy(password)
-      request.log.info({ event: 'login', outcome: 'invalid_credentials' }, 'login refused')
-      throw new InvalidCredentialsError()
+    const retryAfter = await fastify.failedLogins.retryAfterSeconds(request)
+    if (retryAfter > 0) {
+      fastify.recordAuthEvent(request, { event: 'login', outcome: 'rate_limited' })
+      reply.header('retry-after', String(retryAfter))
+      throw new RateLimitedError()
     }
-    const { matches, needsRehash } = await fastify.passwordHasher.verify(password, user.passwordHash)
-    if (!matches) {
-      request.log.info({ event: 'login', outcome: 'invalid_credentials', userId: user.id }, 'login refused')
+    const user = await fastify.usersRepository.findByEmail(email)
+    const { matches, needsRehash } = user === null
+      ? { matches: await fastify.passwordHasher.verifyAgainstDummy(password), needsRehash: false }
+      : await fastify.passwordHasher.verify(password, user.passwordHash)
+    if (user === null || !matches) {
+      await fastify.failedLogins.record(request)
+      fastify.recordAuthEvent(request, { event: 'login', outcome: 'invalid_credentials', ...(user ? { userId: user.id } : {}) })
       throw new InvalidCredentialsError()
     }
     if (needsRehash) {
@@ -105,11 +128,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       userAgent: (request.headers['user-agent'] ?? '').slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     })
-    request.log.info({ event: 'login', outcome: 'success', userId: user.id, sessionId: session.id }, 'user logged in')
+    fastify.recordAuthEvent(request, { event: 'login', outcome: 'success', userId: user.id, sessionId: session.id })
     return tokensFor(fastify, session, refreshToken)
   })
 
   fastify.post('/token/refresh', {
+    config: rateLimited,
     schema: {
       tags: ['accounts'],
       summary: 'Exchange a refresh token for new tokens (the refresh token rotates)',
@@ -123,6 +147,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
           ['REFRESH_TOKEN_INVALID', 'SESSION_EXPIRED', 'REFRESH_TOKEN_REUSED']),
         413: PayloadTooLargeResponse,
         415: UnsupportedMediaTypeResponse,
+        429: TooManyRequestsResponse,
         500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
@@ -132,16 +157,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     switch (result.outcome) {
       case 'rotated':
       case 'grace':
-        request.log.info({ event: 'refresh', outcome: result.outcome, userId: result.session.userId, sessionId: result.session.id }, 'refresh token rotated')
+        fastify.recordAuthEvent(request, { event: 'refresh', outcome: result.outcome, userId: result.session.userId, sessionId: result.session.id })
         return tokensFor(fastify, result.session, result.refreshToken)
       case 'reused':
-        request.log.warn({ event: 'refresh', outcome: 'reuse_detected', sessionId: result.sessionId }, 'a rotated-away refresh token was reused: session revoked')
+        fastify.recordAuthEvent(request, { event: 'refresh', outcome: 'reuse_detected', ...sessionOf(result) })
         throw new RefreshTokenReusedError()
       case 'expired':
-        request.log.info({ event: 'refresh', outcome: 'session_expired', sessionId: result.sessionId }, 'refresh refused')
+        fastify.recordAuthEvent(request, { event: 'refresh', outcome: 'session_expired', ...sessionOf(result) })
         throw new SessionExpiredError()
       default:
-        request.log.info({ event: 'refresh', outcome: 'invalid' }, 'refresh refused')
+        fastify.recordAuthEvent(request, { event: 'refresh', outcome: 'invalid' })
         throw new RefreshTokenInvalidError()
     }
   })
@@ -165,7 +190,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   }, async function logout (request, reply) {
     const sessionId = await fastify.sessionsRepository.findSessionIdByRefreshToken(request.body.refreshToken)
     if (sessionId !== null && await fastify.sessionsRepository.revoke(sessionId, 'logout')) {
-      request.log.info({ event: 'logout', sessionId }, 'session ended')
+      fastify.recordAuthEvent(request, { event: 'logout', outcome: 'success', sessionId })
     }
     return reply.code(204).send(null)
   })

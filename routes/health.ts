@@ -3,6 +3,9 @@ import { HealthOkSchema, HealthUnavailableSchema } from '../schemas/health.js'
 
 const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fastify) {
   fastify.get('/health/live', {
+    // Load shedding must not fail liveness: an orchestrator would restart a
+    // replica that is only busy.
+    config: { pressureHandler: () => undefined },
     schema: {
       tags: ['operations'],
       summary: 'Liveness: the process serves requests',

@@ -4,7 +4,7 @@ import { InvalidCurrentPasswordError, SessionNotFoundError, SessionRevokedError 
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
   BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
-  UnauthorizedResponse, UnsupportedMediaTypeResponse, errorResponse
+  TooManyRequestsResponse, UnauthorizedResponse, UnsupportedMediaTypeResponse, errorResponse
 } from '../schemas/common.js'
 import {
   AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema
@@ -106,7 +106,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     const session = await fastify.sessionsRepository.findLive(request.user.sub, request.params.id)
     if (session === null) throw new SessionNotFoundError()
     if (await fastify.sessionsRepository.revoke(session.id, 'session_deleted')) {
-      request.log.info({ event: 'session_revoked', userId: request.user.sub, sessionId: session.id }, 'session revoked by its user')
+      fastify.recordAuthEvent(request, { event: 'session_revoked', outcome: 'by_user', userId: request.user.sub, sessionId: session.id })
     }
     return reply.code(204).send(null)
   })
@@ -126,12 +126,13 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     }
   }, async function deleteAllSessions (request, reply) {
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(request.user.sub, 'all_sessions_deleted')
-    request.log.info({ event: 'all_sessions_revoked', userId: request.user.sub, revoked }, 'every session revoked by its user')
+    fastify.recordAuthEvent(request, { event: 'session_revoked', outcome: 'by_user', userId: request.user.sub, revokedSessions: revoked })
     return reply.code(204).send(null)
   })
 
   fastify.put('/password', {
     preHandler: requireLiveSession,
+    config: { rateLimit: {} },
     schema: {
       tags: ['user'],
       summary: 'Change the password; every other session is revoked',
@@ -145,6 +146,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
           ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
         413: PayloadTooLargeResponse,
         415: UnsupportedMediaTypeResponse,
+        429: TooManyRequestsResponse,
         500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
@@ -155,12 +157,12 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     if (user === null) throw new SessionRevokedError()
     const { matches } = await fastify.passwordHasher.verify(request.body.currentPassword, user.passwordHash)
     if (!matches) {
-      request.log.info({ event: 'password_change', outcome: 'invalid_current_password', userId }, 'password change refused')
+      fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'invalid_current_password', userId })
       throw new InvalidCurrentPasswordError()
     }
     await fastify.usersRepository.updatePasswordHash(userId, await fastify.passwordHasher.hash(request.body.newPassword))
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', sessionId)
-    request.log.info({ event: 'password_change', outcome: 'success', userId, revokedSessions: revoked }, 'password changed')
+    fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'success', userId, revokedSessions: revoked })
     return reply.code(204).send(null)
   })
 }

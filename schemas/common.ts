@@ -54,8 +54,8 @@ export const UnauthorizedResponse = errorResponse(
 )
 
 export const ServiceUnavailableResponse = errorResponse(
-  'The database is unreachable; retry later.',
-  ['DATABASE_UNAVAILABLE']
+  'The database is unreachable, or the service is overloaded; retry later (see Retry-After when present).',
+  ['DATABASE_UNAVAILABLE', 'FST_UNDER_PRESSURE']
 )
 
 export const PayloadTooLargeResponse = errorResponse('The body is larger than BODY_LIMIT_BYTES.', ['FST_ERR_CTP_BODY_TOO_LARGE'])
@@ -66,3 +66,5 @@ export const UnsupportedMediaTypeResponse = errorResponse(
 )
 
 export const InternalErrorResponse = errorResponse('An unexpected failure; the details are in the service log only.', ['INTERNAL_SERVER_ERROR'])
+
+export const TooManyRequestsResponse = errorResponse('Too many requests from this client; see the Retry-After header.', ['RATE_LIMITED'])

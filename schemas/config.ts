@@ -52,6 +52,18 @@ export const EnvSchema = Type.Object({
   SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 31536000, default: 2592000, description: 'Absolute lifetime of a session (and its refresh tokens), counted from login: 30 days by default.' }),
   REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10, description: 'How long after a rotation the previous refresh token still answers with the same successor (parallel tabs, retries); after it, reuse revokes the session.' }),
   EXPIRED_PURGE_INTERVAL_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 3600, description: 'Where the database refuses TTL indexes (FerretDB), how often expired sessions and tokens are deleted.' }),
+  TRUST_PROXY: Type.String({
+    default: 'false',
+    description: 'Whether to believe X-Forwarded-For (client IP for rate limits and logs): `false`, `true` (any proxy), a hop count, or comma-separated proxy addresses/CIDRs. Leave `false` unless a proxy you control sets the header.'
+  }),
+  CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated origins allowed to call the API from a browser; empty (default) disables CORS.' }),
+  RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 60, description: 'Window of the per-IP limit on /signup, /login, /token/refresh and /user/password.' }),
+  RATE_LIMIT_IP_MAX: Type.Integer({ minimum: 1, maximum: 1000000, default: 20, description: 'Requests per IP per window on each of those endpoints; more get 429 with Retry-After.' }),
+  RATE_LIMIT_EMAIL_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: 'Window of the per-email limit on failed logins.' }),
+  RATE_LIMIT_EMAIL_MAX: Type.Integer({ minimum: 1, maximum: 1000000, default: 10, description: 'Failed logins per email per window, from any number of IPs, before /login answers 429 for that email.' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'Redis for rate-limit counters shared by all replicas; unset keeps them in memory (one replica).' })),
+  REDIS_KEY_PREFIX: Type.String({ minLength: 1, default: 'auth-service:rate-limit:', description: 'Prefix of the rate-limit keys in Redis.' }),
+  MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'Above this event-loop delay, requests get 503 (load shedding by @fastify/under-pressure); 0 disables.' }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12, description: 'bcrypt cost factor for new hashes; hashes of a lower cost are upgraded at the next login.' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request body accepted; larger ones get 413.' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 120000, default: 10000, description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.' })

@@ -52,6 +52,10 @@ export function testConfig (env: Record<string, string> = {}): Config {
     // Low cost where a test is not about hashing: cost 4 is ~1 ms, 12 is ~280 ms.
     BCRYPT_COST: '4',
     MONGODB_SERVER_SELECTION_TIMEOUT_MS: '2000',
+    // Limits and load shedding are tested on purpose where they are the subject.
+    RATE_LIMIT_IP_MAX: '100000',
+    RATE_LIMIT_EMAIL_MAX: '100000',
+    MAX_EVENT_LOOP_DELAY_MS: '0',
     ...keys,
     ...env
   })

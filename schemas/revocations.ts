@@ -1,0 +1,15 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const RevocationsQuerySchema = Type.Object({
+  since: Type.Optional(Type.String({ maxLength: 64, description: 'The `cursor` of the previous response; omit it to get every still-relevant revocation.' }))
+})
+export type RevocationsQuery = Static<typeof RevocationsQuerySchema>
+
+export const RevocationsResponseSchema = Type.Object({
+  revoked: Type.Array(Type.Object({
+    sid: Type.String({ description: 'The revoked session: refuse access tokens whose `sid` claim is this.' }),
+    revokedAt: Type.String({ format: 'date-time' }),
+    expiresAt: Type.String({ format: 'date-time', description: 'No access token of this session is valid after this; forget the entry then.' })
+  }), { description: 'In feed order; at most 1000 per response (a full page means: poll again with the new cursor).' }),
+  cursor: Type.String({ description: 'Opaque; pass it as `since` on the next poll.' })
+})

@@ -1,0 +1,39 @@
+import t from 'tap'
+import { build, registerUser } from './helper.js'
+
+t.test('/metrics exposes per-route request metrics and auth outcome counters, without emails or tokens', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/signup', payload: { email: user.email, password: 'password123' } })
+  await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'wrong password' } })
+  await app.inject({ method: 'POST', url: '/login', payload: { email: 'nobody@example.com', password: 'wrong password' } })
+  const refreshed = await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: user.refreshToken } })
+  await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: 'C'.repeat(43) } })
+  await user.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: user.password, newPassword: 'a brand new password' } })
+  await user.inject({ method: 'DELETE', url: '/user/sessions/0123456789abcdef01234567' })
+  await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: refreshed.json().refreshToken } })
+
+  const response = await app.inject({ method: 'GET', url: '/metrics' })
+  t.equal(response.statusCode, 200)
+  t.match(response.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const text = response.body
+  const expected = [
+    'auth_signup_total{outcome="success"} 1',
+    'auth_signup_total{outcome="email_taken"} 1',
+    'auth_login_total{outcome="success"} 1',
+    'auth_login_total{outcome="invalid_credentials"} 2',
+    'auth_refresh_total{outcome="rotated"} 1',
+    'auth_refresh_total{outcome="invalid"} 1',
+    'auth_password_change_total{outcome="success"} 1',
+    'auth_logout_total{outcome="success"} 1',
+    'http_request_duration_seconds_count{method="POST",route="/login",status_code="401"} 2',
+    'http_request_duration_seconds_count{method="DELETE",route="/user/sessions/:id",status_code="404"} 1',
+    'http_request_duration_seconds_count{method="GET",route="/user/profile",status_code="200"} 1',
+    'process_resident_memory_bytes'
+  ]
+  for (const line of expected) t.ok(text.includes(line), line)
+  t.notOk(text.includes(user.email), 'no email')
+  t.notOk(text.includes(user.token.split('.')[2]!), 'no token')
+  t.notOk(text.includes('0123456789abcdef01234567'), 'no ids: labels are route patterns')
+})

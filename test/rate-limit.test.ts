@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { Redis } from 'ioredis'
+import type { FastifyInstance } from 'fastify'
+import { build, freshDatabaseUrl, registerUser } from './helper.js'
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+function attemptLogin (app: FastifyInstance, email: string, password: string, headers: Record<string, string> = {}) {
+  return app.inject({ method: 'POST', url: '/login', headers, payload: { email, password } })
+}
+
+t.test('the per-IP limit answers 429 in the error shape with Retry-After', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_IP_MAX: '3', RATE_LIMIT_WINDOW_SECONDS: '60' } })
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await attemptLogin(app, 'nobody@example.com', 'some password')).statusCode)
+  t.same(statuses, [401, 401, 401, 429])
+  const limited = await attemptLogin(app, 'nobody@example.com', 'some password')
+  t.equal(limited.statusCode, 429)
+  t.same(Object.keys(limited.json()).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.match(limited.json(), { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests' })
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After is set')
+
+  const signup = await app.inject({ method: 'POST', url: '/signup', payload: { email: 'fresh@example.com', password: 'password123' } })
+  t.equal(signup.statusCode, 201, 'each endpoint has its own budget')
+  t.equal((await app.inject({ method: 'GET', url: '/health/live' })).statusCode, 200, 'other routes are not limited')
+})
+
+t.test('every credential endpoint is limited', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_IP_MAX: '1' } })
+  const user = await registerUser(app)
+  const requests = [
+    { method: 'POST' as const, url: '/signup', payload: { email: 'x@example.com', password: 'password123' } },
+    { method: 'POST' as const, url: '/token/refresh', payload: { refreshToken: user.refreshToken } },
+    { method: 'PUT' as const, url: '/user/password', headers: { authorization: `Bearer ${user.token}` }, payload: { currentPassword: 'wrong password', newPassword: 'password1234' } }
+  ]
+  for (const request of requests) {
+    await app.inject(request)
+    t.equal((await app.inject(request)).statusCode, 429, request.url)
+  }
+})
+
+t.test('a spoofed X-Forwarded-For does not reset the limit unless TRUST_PROXY says so', async (t) => {
+  const untrusting = await build(t, { env: { RATE_LIMIT_IP_MAX: '2' } })
+  const spoofed = []
+  for (let i = 0; i < 4; i++) spoofed.push((await attemptLogin(untrusting, 'a@example.com', 'some password', { 'x-forwarded-for': `203.0.113.${i}` })).statusCode)
+  t.same(spoofed, [401, 401, 429, 429], 'by default the header is ignored')
+
+  const trusting = await build(t, { env: { RATE_LIMIT_IP_MAX: '2', TRUST_PROXY: 'true' } })
+  const distinct = []
+  for (let i = 0; i < 4; i++) distinct.push((await attemptLogin(trusting, 'a@example.com', 'some password', { 'x-forwarded-for': `203.0.113.${i}` })).statusCode)
+  t.same(distinct, [401, 401, 401, 401], 'behind a trusted proxy each client has its own budget')
+  const same = []
+  for (let i = 0; i < 3; i++) same.push((await attemptLogin(trusting, 'a@example.com', 'some password', { 'x-forwarded-for': '198.51.100.7' })).statusCode)
+  t.same(same, [401, 401, 429])
+})
+
+t.test('failed logins for one email are limited across IPs; successes and other emails are not', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_EMAIL_MAX: '3', TRUST_PROXY: 'true' } })
+  const victim = await registerUser(app)
+  const bystander = await registerUser(app)
+  for (let i = 0; i < 5; i++) {
+    t.equal((await attemptLogin(app, victim.email, victim.password, { 'x-forwarded-for': '192.0.2.1' })).statusCode, 200, 'successful logins do not count')
+  }
+  for (let i = 0; i < 3; i++) {
+    t.equal((await attemptLogin(app, victim.email, `wrong guess ${i}`, { 'x-forwarded-for': `198.51.100.${i}` })).statusCode, 401)
+  }
+  const blocked = await attemptLogin(app, victim.email, victim.password, { 'x-forwarded-for': '192.0.2.99' })
+  t.equal(blocked.statusCode, 429, 'the account is shielded, whatever the IP')
+  t.equal(blocked.json().code, 'RATE_LIMITED')
+  t.ok(Number(blocked.headers['retry-after']) > 0)
+  t.equal((await attemptLogin(app, ` ${victim.email.toUpperCase()}`, victim.password)).statusCode, 429, 'the email is normalised before counting')
+  t.equal((await attemptLogin(app, bystander.email, bystander.password)).statusCode, 200, 'other accounts are untouched')
+})
+
+t.test('with REDIS_URL the limits are shared by every replica, and Redis holds no email', async (t) => {
+  const prefix = `auth-service-test:${randomBytes(4).toString('hex')}:`
+  const redis = new Redis(REDIS_URL)
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  const databaseUrl = await freshDatabaseUrl()
+  const env = { MONGODB_URL: databaseUrl, REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_IP_MAX: '3', RATE_LIMIT_EMAIL_MAX: '2' }
+  const replicaA = await build(t, { env })
+  const replicaB = await build(t, { env })
+
+  t.equal((await attemptLogin(replicaA, 'shared@example.com', 'guess one')).statusCode, 401)
+  t.equal((await attemptLogin(replicaB, 'shared@example.com', 'guess two')).statusCode, 401)
+  const third = await attemptLogin(replicaA, 'shared@example.com', 'guess three')
+  t.equal(third.statusCode, 429, 'the per-email budget is shared')
+
+  const signups = []
+  for (const replica of [replicaA, replicaB, replicaA, replicaB]) {
+    signups.push((await replica.inject({ method: 'POST', url: '/signup', payload: { email: `s${signups.length}@example.com`, password: 'password123' } })).statusCode)
+  }
+  t.same(signups, [201, 201, 201, 429], 'the per-IP budget is shared')
+
+  const keys = await redis.keys(`${prefix}*`)
+  t.ok(keys.length >= 2, `counters are in Redis (${keys.length} keys)`)
+  t.notOk(keys.some((key) => key.includes('@') || key.includes('shared')), 'no email in a key')
+})
+
+t.test('an unreachable Redis lets requests through instead of failing them', async (t) => {
+  const app = await build(t, { env: { REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_IP_MAX: '1' } })
+  const user = await registerUser(app)
+  const responses = await Promise.all([1, 2, 3].map(() => attemptLogin(app, user.email, user.password)))
+  t.same(responses.map((response) => response.statusCode), [200, 200, 200])
+})

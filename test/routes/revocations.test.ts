@@ -1,0 +1,90 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { build, login, registerUser } from '../helper.js'
+
+interface Feed { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string }
+
+async function poll (app: FastifyInstance, since?: string): Promise<Feed> {
+  const response = await app.inject({ method: 'GET', url: since === undefined ? '/revocations' : `/revocations?since=${since}` })
+  if (response.statusCode !== 200) throw new Error(`poll failed: ${response.statusCode} ${response.body}`)
+  return response.json()
+}
+
+t.test('every revocation path appears in the feed once, with the expiry of its last access token', async (t) => {
+  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '600', REFRESH_GRACE_SECONDS: '0' } })
+  const user = await registerUser(app)
+  const start = await poll(app)
+  t.same(start.revoked, [])
+
+  const [a, b, c, d] = [await login(app, user), await login(app, user), await login(app, user), await login(app, user)]
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: a.refreshToken } })
+  await user.inject({ method: 'DELETE', url: `/user/sessions/${b.sessionId}` })
+  await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: c.refreshToken } })
+  await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: c.refreshToken } })
+  await user.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: user.password, newPassword: 'a brand new password' } })
+  const other = await login(app, { email: user.email, password: 'a brand new password' })
+  await app.inject({ method: 'DELETE', url: '/user/sessions', headers: { authorization: `Bearer ${other.token}` } })
+
+  const feed = await poll(app, start.cursor)
+  const sids = feed.revoked.map((entry) => entry.sid)
+  t.same(sids, [a.sessionId, b.sessionId, c.sessionId, d.sessionId, user.sessionId, other.sessionId],
+    'logout, session delete, reuse detection, password change (the other session), delete-all: in order')
+  t.equal(new Set(sids).size, sids.length, 'each once')
+  for (const entry of feed.revoked) {
+    t.equal(Date.parse(entry.expiresAt) - Date.parse(entry.revokedAt), 600_000, 'revoked + access-token lifetime')
+  }
+  t.same((await poll(app, feed.cursor)).revoked, [], 'nothing new after the cursor')
+  t.equal((await poll(app, feed.cursor)).cursor, feed.cursor, 'an empty poll keeps the cursor')
+  t.same((await poll(app)).revoked.map((entry) => entry.sid), sids, 'without a cursor: every still-relevant entry')
+})
+
+t.test('entries leave the feed once their access tokens have expired', async (t) => {
+  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '1' } })
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  t.equal((await poll(app)).revoked.length, 1)
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  t.same((await poll(app)).revoked, [])
+})
+
+t.test('the feed is served uncached, and a forged cursor is a 400', async (t) => {
+  const app = await build(t)
+  const response = await app.inject({ method: 'GET', url: '/revocations' })
+  t.equal(response.headers['cache-control'], 'no-cache')
+  for (const cursor of ['garbage', Buffer.from('r1.-5').toString('base64url'), Buffer.from('r1.1e400').toString('base64url')]) {
+    const bad = await app.inject({ method: 'GET', url: `/revocations?since=${cursor}` })
+    t.equal(bad.statusCode, 400)
+    t.equal(bad.json().code, 'INVALID_CURSOR')
+  }
+})
+
+t.test('a poller never misses a revocation written concurrently with its polls', async (t) => {
+  const app = await build(t)
+  const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)))
+  const sessions = (await Promise.all(users.flatMap((user) => [login(app, user), login(app, user), login(app, user)]))).map((session) => session.refreshToken)
+
+  const seen = new Set<string>()
+  let cursor = (await poll(app)).cursor
+  const writer = { done: false }
+  const poller = (async () => {
+    while (!writer.done) {
+      const feed = await poll(app, cursor)
+      for (const entry of feed.revoked) seen.add(entry.sid)
+      cursor = feed.cursor
+    }
+  })()
+  // Revocations in concurrent waves, racing each other and the poller.
+  for (let i = 0; i < sessions.length; i += 6) {
+    await Promise.all(sessions.slice(i, i + 6).map((refreshToken) => app.inject({ method: 'POST', url: '/logout', payload: { refreshToken } })))
+  }
+  writer.done = true
+  await poller
+  const last = await poll(app, cursor)
+  for (const entry of last.revoked) seen.add(entry.sid)
+
+  const recorded = await app.mongo.db!.collection('revocations').find().toArray()
+  t.equal(recorded.length, sessions.length)
+  const seqs = recorded.map((revocation) => revocation.seq as number).sort((x, y) => x - y)
+  t.same(seqs, seqs.map((_, index) => seqs[0]! + index), 'sequence numbers are gapless')
+  t.equal(seen.size, sessions.length, 'the poller saw every revocation')
+})

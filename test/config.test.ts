@@ -134,3 +134,13 @@ t.test('the README configuration table is the one generated from the schema', as
   t.ok(section, 'the README has the generated section')
   t.equal(section?.[1], renderConfigTable(), 'regenerate with: npm run config:table')
 })
+
+t.test('TRUST_PROXY takes true, false, a hop count or proxy addresses; CORS_ORIGINS a list', async (t) => {
+  t.equal(loadConfig({}).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.5' }).trustProxy, ['10.0.0.0/8', '192.168.1.5'])
+  t.match(configError({ TRUST_PROXY: 'my-proxy.local' }), /^Invalid configuration: TRUST_PROXY must be/)
+  t.same(loadConfig({}).corsOrigins, [])
+  t.same(loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins, ['https://a.example', 'https://b.example'])
+})

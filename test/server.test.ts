@@ -66,6 +66,7 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
     body: JSON.stringify({ email: 'nobody@example.com', password: 'whatever-password' })
   })
   await new Promise((resolve) => setTimeout(resolve, 100))
+  const signalledAt = Date.now()
   child.kill('SIGTERM')
 
   const response = await inFlight
@@ -73,6 +74,7 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
   t.equal((await response.json() as { code: string }).code, 'INVALID_CREDENTIALS')
 
   const [code, signal] = await once(child, 'exit')
+  t.ok(Date.now() - signalledAt < 10000, 'within the grace period (SHUTDOWN_GRACE_MS)')
   t.equal(code, 0, 'clean exit')
   t.equal(signal, null)
   t.match(stdout(), /shutting down/)

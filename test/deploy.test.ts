@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { parse } from 'yaml'
+import { loadConfig } from '../config.js'
+import { EnvSchema } from '../schemas/config.js'
+
+const read = (path: string) => readFile(new URL(`../${path}`, import.meta.url), 'utf8')
+const variables = Object.keys(EnvSchema.properties)
+
+interface ComposeFile {
+  services: Record<string, {
+    image?: string
+    build?: unknown
+    ports?: string[]
+    environment?: Record<string, string | number>
+    depends_on?: Record<string, { condition: string }>
+    healthcheck?: { test: string[] }
+    volumes?: string[]
+  }>
+  volumes?: Record<string, unknown>
+}
+
+/** What docker compose does with `${NAME:-default}` when NAME is not set. */
+function withDefaults (value: string | number): string {
+  return String(value).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')
+}
+
+t.test('docker-compose.yml: MongoDB and Redis with health checks, the service started once they are healthy', async (t) => {
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const { mongodb, redis, auth } = compose.services
+  t.match(mongodb?.image, /^mongo:/, 'the official MongoDB image')
+  t.ok(mongodb?.healthcheck, 'MongoDB has a health check')
+  t.ok(mongodb?.volumes?.some((volume) => volume.startsWith('mongodb-data:')) && compose.volumes && 'mongodb-data' in compose.volumes, 'on a named volume')
+  t.match(redis?.image, /^redis:/)
+  t.ok(redis?.healthcheck)
+  t.ok(auth?.build, 'the service is built from the Dockerfile')
+  t.same(auth?.depends_on, { mongodb: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } })
+})
+
+t.test('the compose environment is the config schema\'s, and its defaults make a valid configuration', async (t) => {
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const environment = compose.services.auth?.environment ?? {}
+  t.same(Object.keys(environment).filter((name) => !variables.includes(name)), [], 'no variable the service does not know')
+  for (const required of ['NODE_ENV', 'MONGODB_URL', 'JWT_ALGORITHM', 'JWT_PRIVATE_KEY', 'JWT_SECRET', 'REDIS_URL']) {
+    t.ok(required in environment, `${required} reaches the container`)
+  }
+  const resolved = Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, withDefaults(value)]))
+  const config = loadConfig(resolved)
+  t.equal(config.mongodb.url, 'mongodb://mongodb:27017/auth')
+  t.equal(config.rateLimit.redisUrl, 'redis://redis:6379')
+  t.throws(() => loadConfig({ ...resolved, NODE_ENV: 'production' }), /JWT_PRIVATE_KEY/, 'production without a key in .env refuses to start')
+})
+
+t.test('ports agree: compose mapping, the container PORT, the Dockerfile EXPOSE and health check', async (t) => {
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const dockerfile = await read('Dockerfile')
+  const auth = compose.services.auth!
+  const containerPort = /:(\d+)$/.exec(auth.ports?.[0] ?? '')?.[1]
+  t.equal(String(auth.environment?.PORT), containerPort)
+  t.match(dockerfile, new RegExp(`^EXPOSE ${containerPort}$`, 'm'))
+  t.match(dockerfile, /HEALTHCHECK[\s\S]*process\.env\.PORT \|\| 3000[\s\S]*\/health\/ready/)
+  t.equal(String(loadConfig({}).port), containerPort, 'the service\'s default port too')
+})
+
+t.test('the Dockerfile is multi-stage and ships only compiled output, as a non-root user', async (t) => {
+  const dockerfile = await read('Dockerfile')
+  const stages = dockerfile.match(/^FROM /gm) ?? []
+  t.equal(stages.length, 2, 'multi-stage')
+  t.match(dockerfile, /npm ci/)
+  t.match(dockerfile, /npm prune --omit=dev/)
+  t.match(dockerfile, /^USER node$/m)
+  t.match(dockerfile, /^CMD \["node", "dist\/server\.js"\]$/m)
+  const dockerignore = await read('.dockerignore')
+  for (const entry of ['node_modules', '.env', '.git']) t.match(dockerignore, new RegExp(`^${entry.replace('.', '\\.')}$`, 'm'), `.dockerignore has ${entry}`)
+})
+
+t.test('.env.example documents every variable compose does not set itself', async (t) => {
+  const example = await read('.env.example')
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const environment = compose.services.auth?.environment ?? {}
+  const setByCompose = Object.entries(environment).filter(([, value]) => !String(value).includes('${')).map(([name]) => name)
+  const listed = [...example.matchAll(/^#? ?([A-Z][A-Z0-9_]+)=/gm)].map((match) => match[1]!)
+  t.same(listed.filter((name) => !variables.includes(name)), [], 'no unknown variable')
+  t.same(variables.filter((name) => !listed.includes(name) && !setByCompose.includes(name)), [], 'none missing')
+})

@@ -30,13 +30,19 @@ t.test('CORS is off by default and allows only the configured origins', async (t
 t.test('while the event loop is overloaded requests get 503, liveness stays 200, and it recovers', async (t) => {
   const app = await build(t, { env: { MAX_EVENT_LOOP_DELAY_MS: '50' } })
   const user = await registerUser(app)
-  const busyUntil = Date.now() + 1500
-  while (Date.now() < busyUntil) { /* block the event loop on purpose */ }
-  // under-pressure samples the delay on a timer: wait for a sample after the stall.
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  // under-pressure compares the *mean* delay over each 1 s sample with the
+  // limit, so the loop is kept stalling (200 ms at a time, yielding between)
+  // for longer than a sample, then asked while still stalling.
+  const stall = () => { const until = Date.now() + 200; while (Date.now() < until) { /* block the event loop on purpose */ } }
+  const stallingUntil = Date.now() + 2500
+  while (Date.now() < stallingUntil) {
+    stall()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
   let shed = await user.inject({ method: 'GET', url: '/user/profile' })
-  for (let i = 0; i < 20 && shed.statusCode !== 503; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  for (let i = 0; i < 10 && shed.statusCode !== 503; i++) {
+    stall()
+    await new Promise((resolve) => setImmediate(resolve))
     shed = await user.inject({ method: 'GET', url: '/user/profile' })
   }
   t.equal(shed.statusCode, 503)

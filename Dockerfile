@@ -4,8 +4,12 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The workspaces' manifests, for npm ci; packages/verify is built with the service.
+COPY packages/verify/package.json packages/verify/
+COPY examples/notes-service/package.json examples/notes-service/
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json app.ts server.ts config.ts errors.ts ./
+COPY packages/verify packages/verify
+COPY tsconfig.json tsconfig.build.json app.ts server.ts config.ts errors.ts keys.ts ./
 COPY plugins plugins
 COPY routes routes
 COPY schemas schemas

@@ -37,6 +37,16 @@ t.test('docker-compose.yml: MongoDB and Redis with health checks, the service st
   t.same(auth?.depends_on, { mongodb: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } })
 })
 
+t.test('the example consumer waits for a healthy auth service and reaches it by its container port and claims', async (t) => {
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const { notes, auth } = compose.services
+  t.same(notes?.depends_on, { auth: { condition: 'service_healthy' } })
+  t.equal(notes?.environment?.AUTH_URL, `http://auth:${auth?.environment?.PORT}`)
+  t.equal(notes?.environment?.JWT_ISSUER, auth?.environment?.JWT_ISSUER)
+  t.equal(notes?.environment?.JWT_AUDIENCE, auth?.environment?.JWT_AUDIENCE)
+  t.match(await read('examples/notes-service/Dockerfile'), /^USER node$/m)
+})
+
 t.test('the compose environment is the config schema\'s, and its defaults make a valid configuration', async (t) => {
   const compose = parse(await read('docker-compose.yml')) as ComposeFile
   const environment = compose.services.auth?.environment ?? {}
@@ -70,6 +80,11 @@ t.test('the Dockerfile is multi-stage and ships only compiled output, as a non-r
   t.match(dockerfile, /npm prune --omit=dev/)
   t.match(dockerfile, /^USER node$/m)
   t.match(dockerfile, /^CMD \["node", "dist\/server\.js"\]$/m)
+  const copied = dockerfile.split('\n').filter((line) => line.startsWith('COPY ')).join(' ')
+  const { readdir } = await import('node:fs/promises')
+  const sources = (await readdir(new URL('..', import.meta.url))).filter((name) => name.endsWith('.ts'))
+  for (const source of sources) t.ok(copied.includes(` ${source}`), `the build stage copies ${source}`)
+  for (const folder of ['plugins', 'routes', 'schemas', 'scripts', 'packages/verify']) t.ok(copied.includes(`COPY ${folder} ${folder}`), `and ${folder}/`)
   const dockerignore = await read('.dockerignore')
   for (const entry of ['node_modules', '.env', '.git']) t.match(dockerignore, new RegExp(`^${entry.replace('.', '\\.')}$`, 'm'), `.dockerignore has ${entry}`)
 })

@@ -1,0 +1,70 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { createVerifier, VerificationError, type AccessTokenClaims, type Verifier, type VerifierOptions } from './index.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified claims, set by `authenticate`; null on routes without it. */
+    auth: AccessTokenClaims | null
+  }
+  interface FastifyInstance {
+    /** preHandler: verifies the access token and sets `request.auth`, or answers 401. */
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    accessTokenVerifier: Verifier
+  }
+}
+
+export interface AuthVerifyPluginOptions extends VerifierOptions {
+  /** Also accept `?secret_token=` on GET requests (the Authorization header wins). Default false. */
+  allowQueryToken?: boolean
+}
+
+const BEARER = /^Bearer +([^\s]+)$/i
+
+function unauthorized (reply: FastifyReply, code: string, message: string) {
+  return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, code, error: 'Unauthorized', message })
+}
+
+/**
+ * Verifies auth-service access tokens in a Fastify service: register it, then
+ * add `preHandler: fastify.authenticate` to a route (or a whole plugin) and
+ * read `request.auth`. Refusals are 401s in the auth service's error shape.
+ */
+async function authVerifyPlugin (fastify: FastifyInstance, options: AuthVerifyPluginOptions) {
+  const verifier = createVerifier({
+    ...options,
+    onError: options.onError ?? ((error) => fastify.log.warn({ err: error }, 'auth revocation feed poll failed'))
+  })
+  fastify.decorate('accessTokenVerifier', verifier)
+  fastify.decorateRequest('auth', null)
+  fastify.addHook('onClose', async () => { verifier.close() })
+  // Start with the feed read once, so no revoked session slips through at start-up.
+  await verifier.ready()
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+    const header = request.headers.authorization
+    let token: string | undefined
+    if (header !== undefined) {
+      token = BEARER.exec(header)?.[1]
+      if (token === undefined) return unauthorized(reply, 'TOKEN_INVALID', 'Malformed Authorization header')
+    } else if (options.allowQueryToken === true && request.method === 'GET') {
+      const fromQuery = (request.query as { secret_token?: unknown } | undefined)?.secret_token
+      if (typeof fromQuery === 'string' && fromQuery !== '') token = fromQuery
+    }
+    if (token === undefined) return unauthorized(reply, 'TOKEN_MISSING', 'An access token is required')
+    try {
+      request.auth = await verifier.verify(token)
+    } catch (error) {
+      if (!(error instanceof VerificationError)) throw error
+      if (error.code === 'JWKS_UNAVAILABLE') {
+        request.log.warn({ err: error }, 'cannot verify tokens: the key set is unavailable')
+        return reply.code(503).send({ statusCode: 503, code: 'JWKS_UNAVAILABLE', error: 'Service Unavailable', message: 'Tokens cannot be verified right now' })
+      }
+      const code = error.code === 'TOKEN_EXPIRED' || error.code === 'TOKEN_REVOKED' ? error.code : 'TOKEN_INVALID'
+      return unauthorized(reply, code, error.message)
+    }
+  })
+}
+
+export const authVerify = fp(authVerifyPlugin, { name: '@auth-service/verify', fastify: '5.x' })
+export default authVerify

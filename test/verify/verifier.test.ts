@@ -1,0 +1,189 @@
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { SignJWT, importPKCS8 } from 'jose'
+import type { FastifyInstance } from 'fastify'
+import {
+  AlgorithmNotAllowedError, BadSignatureError, InvalidClaimsError, JwksUnavailableError, MalformedTokenError,
+  TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError, WrongAudienceError,
+  WrongIssuerError, createVerifier, type VerifierOptions
+} from '@auth-service/verify'
+import { build, freshDatabaseUrl, login, registerUser, TEST_SIGNING_KEY, type BuildOptions } from '../helper.js'
+import { generateSigningKey, type SigningKey } from '../../keys.js'
+
+const ISSUER = 'auth-service'
+const AUDIENCE = 'auth-service-clients'
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function startService (t: Test, options: BuildOptions = {}, port = 0) {
+  const app = await build(t, options)
+  await app.listen({ host: '127.0.0.1', port })
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+function verifierFor (t: Test, url: string, options: Partial<VerifierOptions> = {}) {
+  const verifier = createVerifier({ issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${url}/.well-known/jwks.json`, ...options })
+  t.teardown(() => verifier.close())
+  return verifier
+}
+
+function withKeys (databaseUrl: string, active: SigningKey, stillVerifying: SigningKey[] = []) {
+  return {
+    env: {
+      MONGODB_URL: databaseUrl,
+      JWT_ALGORITHM: active.algorithm,
+      JWT_PRIVATE_KEY: active.privateKeyPem,
+      ...(stillVerifying.length > 0 ? { JWT_VERIFY_KEYS: stillVerifying.map((key) => key.publicKeyPem).join('\n') } : {})
+    }
+  }
+}
+
+async function jwksFetches (app: FastifyInstance): Promise<number> {
+  const metrics = await app.metricsRegistry.getSingleMetricAsString('http_request_duration_seconds')
+  const line = metrics.split('\n').find((row) => row.startsWith('http_request_duration_seconds_count{method="GET",route="/.well-known/jwks.json",status_code="200"}'))
+  return line === undefined ? 0 : Number(line.split(' ').at(-1))
+}
+
+t.test('a fresh token verifies, with typed claims', async (t) => {
+  const { app, url } = await startService(t)
+  const user = await registerUser(app)
+  const claims = await verifierFor(t, url).verify(user.token)
+  t.match(claims, { sub: user.id, email: user.email, sid: user.sessionId, iss: ISSUER, aud: AUDIENCE })
+})
+
+t.test('tampered, expired, foreign and malformed tokens are refused with typed errors', async (t) => {
+  const { app, url } = await startService(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '1' } })
+  const user = await registerUser(app)
+  const verifier = verifierFor(t, url, { clockToleranceSeconds: 0 })
+  const [header, payload, signature] = user.token.split('.') as [string, string, string]
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+  const escalated = Buffer.from(JSON.stringify({ ...claims, sub: '000000000000000000000000' })).toString('base64url')
+  const ownKey = await importPKCS8(TEST_SIGNING_KEY.privateKeyPem, 'EdDSA')
+  const sign = (extra: Record<string, unknown>, issuer = ISSUER, audience = AUDIENCE) => new SignJWT({ ...claims, ...extra, iss: issuer, aud: audience })
+    .setProtectedHeader({ alg: 'EdDSA', kid: TEST_SIGNING_KEY.kid }).sign(ownKey)
+
+  await t.rejects(verifier.verify(`${header}.${escalated}.${signature}`), BadSignatureError, 'tampered payload')
+  await t.rejects(verifier.verify(await sign({}, ISSUER, 'another-service')), WrongAudienceError, 'wrong audience')
+  await t.rejects(verifier.verify(await sign({}, 'someone-else')), WrongIssuerError, 'wrong issuer')
+  await t.rejects(verifier.verify('not.a.jwt'), MalformedTokenError, 'garbage')
+  const hmac = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', kid: TEST_SIGNING_KEY.kid }).sign(new TextEncoder().encode(TEST_SIGNING_KEY.publicKeyPem))
+  await t.rejects(verifier.verify(hmac), AlgorithmNotAllowedError, 'HS256 with the public key as secret')
+  const stranger = await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA')
+  await t.rejects(verifier.verify(await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: 'forged' }).sign(stranger)), UnknownKeyError, 'unknown kid')
+
+  await sleep(2100)
+  const expired = await verifier.verify(user.token).catch((error: unknown) => error)
+  t.ok(expired instanceof TokenExpiredError, 'expired')
+  t.ok(expired instanceof VerificationError, 'all refusals share a base class')
+  t.equal((expired as VerificationError).code, 'TOKEN_EXPIRED')
+})
+
+t.test('key rotation: old tokens keep verifying, new kids are fetched, removed keys are forgotten, all without a restart', async (t) => {
+  const databaseUrl = await freshDatabaseUrl()
+  const oldKey = generateSigningKey('EdDSA')
+  const newKey = generateSigningKey('ES256')
+  const before = await startService(t, withKeys(databaseUrl, oldKey))
+  const port = (before.app.server.address() as AddressInfo).port
+  const verifier = verifierFor(t, before.url, { jwksRefetchIntervalMs: 100, jwksMaxAgeMs: 1500 })
+  const user = await registerUser(before.app)
+  await verifier.verify(user.token)
+
+  // The service restarts with the new key, the old one still verifying; the consumer does not.
+  await before.app.close()
+  const rotated = await startService(t, withKeys(databaseUrl, newKey, [oldKey]), port)
+  await sleep(150)
+  const fresh = await login(rotated.app, user)
+  t.match(await verifier.verify(fresh.token), { sid: fresh.sessionId }, 'a token with the new kid verifies (refetched on the unknown kid)')
+  t.match(await verifier.verify(user.token), { sid: user.sessionId }, 'a token of the old key still verifies')
+
+  await rotated.app.close()
+  const retired = await startService(t, withKeys(databaseUrl, newKey), port)
+  await sleep(1600)
+  await t.rejects(verifier.verify(user.token), UnknownKeyError, 'once the old key is gone from the set, its tokens are refused')
+  t.match(await verifier.verify(fresh.token), { sid: fresh.sessionId })
+  t.ok(await jwksFetches(retired.app) >= 1, 'the retired-key service was asked for its key set')
+})
+
+t.test('a logged-out session\'s unexpired token is refused within one poll interval', async (t) => {
+  const { app, url } = await startService(t)
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsPollIntervalMs: 200 })
+  await verifier.ready()
+  const user = await registerUser(app)
+  const other = await login(app, user)
+  await verifier.verify(user.token)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(350)
+  await t.rejects(verifier.verify(user.token), TokenRevokedError)
+  t.match(await verifier.verify(other.token), { sid: other.sessionId }, 'the user\'s other session is unaffected')
+})
+
+t.test('a verifier started after a revocation knows about it from its first poll', async (t) => {
+  const { app, url } = await startService(t)
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations` })
+  await verifier.ready()
+  await t.rejects(verifier.verify(user.token), TokenRevokedError)
+})
+
+t.test('a flood of unknown kids does not hammer the auth service', async (t) => {
+  const { app, url } = await startService(t)
+  const user = await registerUser(app)
+  const verifier = verifierFor(t, url, { jwksRefetchIntervalMs: 60_000 })
+  await verifier.verify(user.token)
+  const before = await jwksFetches(app)
+  const stranger = await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA')
+  const forged = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+    new SignJWT({ sub: user.id, sid: user.sessionId, email: user.email, jti: String(i) }).setProtectedHeader({ alg: 'EdDSA', kid: `forged-${i}` })
+      .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('5m').sign(stranger)))
+  const results = await Promise.allSettled(forged.map((token) => verifier.verify(token)))
+  t.ok(results.every((result) => result.status === 'rejected' && result.reason instanceof UnknownKeyError), 'all refused as unknown keys')
+  const fetched = await jwksFetches(app) - before
+  t.ok(fetched <= 1, `the key set was fetched ${fetched} time(s) for 100 forged kids`)
+})
+
+t.test('not-yet-valid tokens, missing claims and an unreachable key set have their own errors', async (t) => {
+  const { url } = await startService(t)
+  const verifier = verifierFor(t, url, { clockToleranceSeconds: 1 })
+  const ownKey = await importPKCS8(TEST_SIGNING_KEY.privateKeyPem, 'EdDSA')
+  const now = Math.floor(Date.now() / 1000)
+  const base = { sub: '0123456789abcdef01234567', sid: '0123456789abcdef01234568', email: 'a@example.com', jti: 'j' }
+  const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: TEST_SIGNING_KEY.kid })
+    .setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt(now).setExpirationTime(now + 600).sign(ownKey)
+
+  await t.rejects(verifier.verify(await sign({ ...base, nbf: now + 300 })), TokenNotYetValidError)
+  await t.rejects(verifier.verify(await sign({ sub: base.sub, email: base.email, jti: 'j' })), InvalidClaimsError, 'no sid')
+  await t.rejects(verifier.verify(await sign({ ...base, sid: 42 })), InvalidClaimsError, 'a sid that is not a string')
+
+  const nowhere = verifierFor(t, 'http://127.0.0.1:1')
+  await t.rejects(nowhere.verify(await sign(base)), JwksUnavailableError)
+})
+
+t.test('the Fastify plugin: header or (opt-in) query token, 401 shapes, 503 without a key set', async (t) => {
+  const { app, url } = await startService(t)
+  const user = await registerUser(app)
+  const Fastify = (await import('fastify')).default
+  const { authVerify } = await import('@auth-service/verify/fastify')
+
+  async function consumer (options: Record<string, unknown>) {
+    const service = Fastify()
+    await service.register(authVerify, { issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${url}/.well-known/jwks.json`, ...options })
+    service.get('/me', { preHandler: service.authenticate }, async (request) => ({ sub: request.auth?.sub }))
+    t.teardown(() => service.close())
+    return service
+  }
+
+  const withQuery = await consumer({ allowQueryToken: true })
+  t.same((await withQuery.inject({ method: 'GET', url: `/me?secret_token=${user.token}` })).json(), { sub: user.id })
+  const headerOnly = await consumer({})
+  const refused = await headerOnly.inject({ method: 'GET', url: `/me?secret_token=${user.token}` })
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().code, 'TOKEN_MISSING')
+  t.equal(refused.headers['www-authenticate'], 'Bearer')
+  const expired = await headerOnly.inject({ method: 'GET', url: '/me', headers: { authorization: 'Bearer a.b.c' } })
+  t.same(expired.json(), { statusCode: 401, code: 'TOKEN_INVALID', error: 'Unauthorized', message: 'The token is not a well-formed JWT' })
+
+  const blind = await consumer({ jwksUrl: 'http://127.0.0.1:1/.well-known/jwks.json' })
+  const unavailable = await blind.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.token}` } })
+  t.equal(unavailable.statusCode, 503)
+  t.equal(unavailable.json().code, 'JWKS_UNAVAILABLE')
+})

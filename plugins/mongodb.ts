@@ -3,6 +3,8 @@ import fastifyMongodb from '@fastify/mongodb'
 import { MongoClient, MongoNetworkError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb'
 import { DatabaseUnavailableError } from '../errors.js'
 
+const CONNECT_RETRY_MS = 500
+
 export interface MongodbPluginOptions {
   url: string
   serverSelectionTimeoutMs: number
@@ -35,8 +37,32 @@ async function mongodbPlugin (fastify: import('fastify').FastifyInstance, option
     appName: 'auth-service'
   })
   await fastify.register(fastifyMongodb, { client, database: client.options.dbName })
+
+  // Once connected, the driver rides out outages by itself. But a connect
+  // that fails (the database is down at start-up) leaves its topology closed
+  // for good: every later operation fails with "Topology is closed". So the
+  // first connection is made here, retried until it succeeds; meanwhile
+  // operations fail fast with a 503.
+  let closing = false
+  let retryTimer: NodeJS.Timeout | undefined
+  let failures = 0
+  function connectUntilConnected () {
+    client.connect().then(() => {
+      if (failures > 0) fastify.log.info('connected to the database')
+    }, (error: unknown) => {
+      if (closing) return
+      failures += 1
+      if (failures === 1) fastify.log.warn({ err: error }, 'the database is not reachable; retrying until it is')
+      retryTimer = setTimeout(connectUntilConnected, CONNECT_RETRY_MS)
+    })
+  }
+  fastify.addHook('onReady', async () => { connectUntilConnected() })
   // @fastify/mongodb only closes clients it created itself.
-  fastify.addHook('onClose', async () => { await client.close() })
+  fastify.addHook('onClose', async () => {
+    closing = true
+    clearTimeout(retryTimer)
+    await client.close()
+  })
 
   fastify.decorate('databaseIsReachable', async function databaseIsReachable () {
     try {

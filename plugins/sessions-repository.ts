@@ -325,9 +325,10 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       if (session.expiresAt.getTime() <= now.getTime()) return { outcome: 'expired', sessionId: session._id.toHexString() }
 
       const successor = newRefreshToken()
+      const successorHash = hashRefreshToken(successor)
       try {
         await tokens.insertOne({
-          _id: hashRefreshToken(successor),
+          _id: successorHash,
           parentHash: presentedHash,
           sessionId: session._id,
           issuedAt: now,
@@ -340,7 +341,10 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       }
       await sessions.updateOne({ _id: session._id }, { $set: { lastUsedAt: now } })
       // A logout may have raced this rotation: its new token must not outlive it.
-      if (!(await sessionExists(session._id))) return { outcome: 'unknown' }
+      if (!(await sessionExists(session._id))) {
+        await tokens.deleteOne({ _id: successorHash })
+        return { outcome: 'unknown' }
+      }
       return { outcome: 'rotated', refreshToken: successor, session: toRecord({ ...session, lastUsedAt: now }) }
     }),
 

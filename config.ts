@@ -29,6 +29,7 @@ export interface Config {
     issuer: string
     audience: string
     accessTokenTtlSeconds: number
+    verifyCacheSize: number
     allowQueryToken: boolean
   }
   sessions: {
@@ -103,6 +104,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      verifyCacheSize: env.JWT_VERIFY_CACHE_SIZE,
       allowQueryToken: env.ALLOW_QUERY_TOKEN
     },
     sessions: {

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
+import fastifyJwt from '@fastify/jwt'
+import { TokenError, createVerifier } from 'fast-jwt'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
-import type { PublicJwk, VerificationKey } from '../keys.js'
+import type { PublicJwk } from '../keys.js'
 
 /** What the service signs; `iat`, `exp`, `iss` and `aud` are added by the signer. */
 export interface AccessTokenPayload {
@@ -59,14 +60,45 @@ export function createTokenExtractor (allowQueryToken: boolean) {
   }
 }
 
-/** Picks the public key by the token's `kid`, and refuses any other algorithm than that key's. */
-function createPublicKeyLookup (keys: VerificationKey[]) {
-  const byKid = new Map(keys.map((key) => [key.kid, key]))
-  return async function publicKeyFor (_request: FastifyRequest, token: TokenOrHeader): Promise<string> {
-    const header = 'header' in token ? token.header : token
-    const key = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
-    if (key === undefined || key.algorithm !== header.alg) throw new Error('no verification key for this kid and algorithm')
-    return key.publicKeyPem
+/** A token's header, parsed on its own (cheap: a few dozen bytes) to pick the key. */
+function headerOf (token: string): { kid?: unknown, alg?: unknown } {
+  const end = token.indexOf('.')
+  if (end <= 0) return {}
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, end), 'base64url').toString())
+    return typeof header === 'object' && header !== null ? header : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * The verification function: a fast-jwt verifier per key, created once, each
+ * pinned to its key's single algorithm (so `alg: none`, HMAC-with-a-public-key
+ * and any other confusion are refused), chosen by the token's `kid`.
+ * @fastify/jwt's request.jwtVerify() rebuilt option objects and went through
+ * callbacks and a key lookup on every request.
+ */
+function createTokenVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
+  const common = {
+    // The cache is keyed by a hash of the whole token and never outlives its exp.
+    cache: options.verifyCacheSize > 0 ? options.verifyCacheSize : false,
+    allowedIss: options.issuer,
+    allowedAud: options.audience,
+    requiredClaims: ['sub', 'email', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
+  }
+  if (options.algorithm === 'HS256') {
+    return createVerifier({ ...common, key: options.secret!, algorithms: ['HS256'] }) as (token: string) => AccessTokenClaims
+  }
+  const byKid = new Map(options.verificationKeys.map((key) => [
+    key.kid,
+    createVerifier({ ...common, key: key.publicKeyPem, algorithms: [key.algorithm] }) as (token: string) => AccessTokenClaims
+  ]))
+  return function verifyWithKeyOfKid (token: string) {
+    const { kid } = headerOf(token)
+    const verify = typeof kid === 'string' ? byKid.get(kid) : undefined
+    if (verify === undefined) throw new TokenError(TokenError.codes.invalidKey, 'No verification key for this kid')
+    return verify(token)
   }
 }
 
@@ -76,30 +108,19 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
     fastify.log.warn(`!!! ${what}. Tokens die with this process and other replicas reject them. Configure one outside local development (npm run keys:generate). !!!`)
   }
 
-  const claims = {
-    allowedIss: options.issuer,
-    allowedAud: options.audience,
-    requiredClaims: ['sub', 'email', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud'],
-    extractToken: createTokenExtractor(options.allowQueryToken)
-  }
+  // @fastify/jwt signs (and types request.user); verification is createTokenVerifier's.
   const signOptions = { iss: options.issuer, aud: options.audience, expiresIn: options.accessTokenTtlSeconds }
-
   if (options.algorithm === 'HS256') {
-    await fastify.register(fastifyJwt, {
-      secret: options.secret!,
-      sign: { ...signOptions, algorithm: 'HS256' },
-      // Pinning the algorithm refuses `alg: none` and any key-confusion trick.
-      verify: { ...claims, algorithms: ['HS256'] }
-    })
+    await fastify.register(fastifyJwt, { secret: options.secret!, sign: { ...signOptions, algorithm: 'HS256' } })
   } else {
     const signingKey = options.signingKey!
     await fastify.register(fastifyJwt, {
-      secret: { private: signingKey.privateKeyPem, public: createPublicKeyLookup(options.verificationKeys) },
-      decode: { complete: true },
-      sign: { ...signOptions, algorithm: signingKey.algorithm, kid: signingKey.kid },
-      verify: { ...claims, algorithms: [...new Set(options.verificationKeys.map((key) => key.algorithm))] }
+      secret: { private: signingKey.privateKeyPem, public: signingKey.publicKeyPem },
+      sign: { ...signOptions, algorithm: signingKey.algorithm, kid: signingKey.kid }
     })
   }
+  const verifyToken = createTokenVerifier(options)
+  const extractAccessToken = createTokenExtractor(options.allowQueryToken)
 
   fastify.decorate('jsonWebKeySet', { keys: options.verificationKeys.map((key) => key.jwk) })
 
@@ -109,15 +130,19 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
   })
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+    const token = extractAccessToken(request)
     try {
-      await request.jwtVerify()
+      if (token === undefined) throw new TokenMissingError()
+      request.user = verifyToken(token)
     } catch (error) {
+      reply.header('www-authenticate', `Bearer realm="${options.issuer}"`)
+      if (error instanceof TokenMissingError) {
+        // A malformed Authorization header is refused, never skipped for the query.
+        throw request.headers.authorization === undefined ? error : new TokenInvalidError()
+      }
       const code = (error as { code?: string }).code
       request.log.debug({ reason: code }, 'access token refused')
-      reply.header('www-authenticate', `Bearer realm="${options.issuer}"`)
-      if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED') throw new TokenExpiredError()
-      // @fastify/jwt answers "nothing extracted" with a 400; the contract wants a 401.
-      if (code === 'FST_JWT_BAD_REQUEST' && request.headers.authorization === undefined) throw new TokenMissingError()
+      if (code === TokenError.codes.expired) throw new TokenExpiredError()
       throw new TokenInvalidError()
     }
   })

@@ -48,6 +48,12 @@ export const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service', description: 'The `iss` claim of issued tokens, checked on verification.' }),
   JWT_AUDIENCE: Type.String({ minLength: 1, default: 'auth-service-clients', description: 'The `aud` claim of issued tokens, checked on verification.' }),
   ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: 'Lifetime of an access token (`expiresIn`), in seconds.' }),
+  JWT_VERIFY_CACHE_SIZE: Type.Integer({
+    minimum: 0,
+    maximum: 1000000,
+    default: 10000,
+    description: 'Verified access tokens remembered (fast-jwt\'s cache, never past a token\'s exp), so a repeated token skips the signature check; 0 turns it off.'
+  }),
   ALLOW_QUERY_TOKEN: Type.Boolean({ default: true, description: 'Accept the access token from the `secret_token` query parameter on GET routes (the Authorization header always works and wins).' }),
   SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 31536000, default: 2592000, description: 'Absolute lifetime of a session (and its refresh tokens), counted from login: 30 days by default.' }),
   REFRESH_GRACE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 10, description: 'How long after a rotation the previous refresh token still answers with the same successor (parallel tabs, retries); after it, reuse revokes the session.' }),

@@ -155,3 +155,14 @@ t.test('validation runs before authentication: a bad querystring without a token
   t.equal(response.statusCode, 400)
   t.equal(response.json().code, 'FST_ERR_VALIDATION')
 })
+
+t.test('the verified-token cache never keeps a token past its expiry', async (t) => {
+  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '1', JWT_VERIFY_CACHE_SIZE: '100' } })
+  const user = await registerUser(app)
+  t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200)
+  t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'served from the cache')
+  await new Promise((resolve) => setTimeout(resolve, 2100))
+  const expired = await user.inject({ method: 'GET', url: '/user/profile' })
+  t.equal(expired.statusCode, 401)
+  t.equal(expired.json().code, 'TOKEN_EXPIRED')
+})

@@ -1,0 +1,59 @@
+// GET /user/profile with 1,000 distinct users' tokens (round-robin, header and
+// query) against a bare Fastify route returning the same JSON: the ceiling.
+// For each algorithm, with and without the verified-token cache.
+// Usage: MONGODB_URL=… npm run bench:profile   (BENCH_SECONDS, BENCH_ROUNDS)
+import { join } from 'node:path'
+import { databaseUrl, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
+import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const CONNECTIONS = 50
+const POOL = 1000
+const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'HS256,EdDSA,ES256,RS256').split(',') as BenchAlgorithm[]
+
+await requireWrk()
+const mongodbUrl = databaseUrl()
+console.log(`# profile vs ceiling: ${machineLine()}; ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, pool of ${POOL} tokens`)
+
+const bare = await startServer({}, { script: join(root, 'bench/bare-server.mjs') })
+const rows: Array<Array<string | number>> = []
+let peakRss = 0
+
+for (const algorithm of ALGORITHMS) {
+  const setup = await signingSetup(algorithm)
+  const tokens = await tokenPool(setup, POOL)
+  const header = tokenRotationLua(tokens, 'header')
+  const query = tokenRotationLua(tokens, 'query')
+  for (const cacheSize of [0, 10000]) {
+    const server = await startServer({ ...setup.env, MONGODB_URL: mongodbUrl, JWT_VERIFY_CACHE_SIZE: String(cacheSize), BCRYPT_COST: '10' })
+    // Warm-up: JIT, connection pools, and (with the cache) one pass over the pool.
+    await wrk(`${server.url}`, { lua: header, connections: CONNECTIONS, seconds: 2 })
+    await wrk(`${bare.url}`, { lua: header, connections: CONNECTIONS, seconds: 1 })
+    const results = { bare: [] as number[], header: [] as number[], query: [] as number[], p99: [] as number[] }
+    for (let round = 0; round < ROUNDS; round++) {
+      // A B A B: the ceiling and the service alternate, so drift hits both.
+      results.bare.push((await wrk(bare.url, { lua: header, connections: CONNECTIONS, seconds: SECONDS })).requestsPerSecond)
+      const viaHeader = await wrk(server.url, { lua: header, connections: CONNECTIONS, seconds: SECONDS })
+      if (viaHeader.non2xx > 0) throw new Error(`${algorithm}: ${viaHeader.non2xx} non-2xx answers`)
+      results.header.push(viaHeader.requestsPerSecond)
+      results.p99.push(viaHeader.p99Ms)
+      results.bare.push((await wrk(bare.url, { lua: header, connections: CONNECTIONS, seconds: SECONDS })).requestsPerSecond)
+      results.query.push((await wrk(server.url, { lua: query, connections: CONNECTIONS, seconds: SECONDS })).requestsPerSecond)
+    }
+    const ceiling = median(results.bare)
+    rows.push([
+      algorithm, cacheSize > 0 ? 'on' : 'off', ceiling,
+      median(results.header), median(results.header) / ceiling,
+      median(results.query), median(results.query) / ceiling,
+      median(results.p99), server.peakRssMiB()
+    ])
+    peakRss = Math.max(peakRss, server.peakRssMiB())
+    await server.stop()
+    console.log(`  ${algorithm} cache ${cacheSize > 0 ? 'on' : 'off'} done`)
+  }
+}
+await bare.stop()
+
+console.log(table(['algorithm', 'cache', 'ceiling req/s', 'header req/s', 'ratio', 'query req/s', 'ratio', 'header p99 ms', 'peak RSS MiB'], rows))
+console.log('ratio = profile / bare Fastify route, medians of the rounds; goal ≥ 0.85')

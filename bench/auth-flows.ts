@@ -4,7 +4,7 @@
 // Usage: MONGODB_URL=… npm run bench:auth   (BENCH_SECONDS, BENCH_ROUNDS, BCRYPT_COST)
 import { spawn } from 'node:child_process'
 import { availableParallelism } from 'node:os'
-import { databaseUrl, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
+import { LOAD_CPUS, cores, databaseUrl, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
 import { signingSetup, tokenPool } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6)
@@ -14,7 +14,7 @@ const threads = availableParallelism()
 
 await requireWrk()
 const mongodbUrl = databaseUrl()
-console.log(`# auth flows: ${machineLine()}; bcrypt cost ${COST}, UV_THREADPOOL_SIZE ${threads}, ${SECONDS} s per run, ${ROUNDS} rounds`)
+console.log(`# auth flows: ${cores} cores, Node ${process.version}, server on every core (bcrypt needs them), load on CPU ${LOAD_CPUS ?? '(unpinned)'}; bcrypt cost ${COST}, UV_THREADPOOL_SIZE ${threads}, ${SECONDS} s per run, ${ROUNDS} rounds`)
 
 /** bcrypt.compare per second at the cost, with as many in flight as the pool has threads, in a process of its own. */
 function bcryptBound (seconds: number): Promise<number> {

@@ -158,6 +158,7 @@ export function table (header: string[], rows: Array<Array<string | number>>): s
 
 function formatNumber (value: number): string {
   if (!Number.isFinite(value)) return '—'
+  if (Number.isInteger(value)) return value.toLocaleString('en-US')
   if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US')
   return value.toFixed(2)
 }

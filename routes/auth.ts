@@ -6,10 +6,7 @@ import {
 } from '../errors.js'
 import type { SessionRecord } from '../plugins/sessions-repository.js'
 import { CredentialsSchema, LoginResponseSchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
-import {
-  BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
-  TooManyRequestsResponse, UnsupportedMediaTypeResponse, errorResponse
-} from '../schemas/common.js'
+import { BadRequestResponse, BodyRouteResponses, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
 
 /**
  * ` Ann@Example.COM ` and `ann@example.com` are one account. Normalised before
@@ -59,11 +56,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         201: SignupResponseSchema,
         400: BadRequestResponse,
         409: errorResponse('The email is already registered.', ['EMAIL_TAKEN']),
-        413: PayloadTooLargeResponse,
-        415: UnsupportedMediaTypeResponse,
         429: TooManyRequestsResponse,
-        500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        ...BodyRouteResponses
       }
     }
   }, async function signup (request, reply) {
@@ -94,11 +88,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         200: LoginResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
-        413: PayloadTooLargeResponse,
-        415: UnsupportedMediaTypeResponse,
         429: errorResponse('Too many requests from this client, or too many failed logins for this email; see Retry-After.', ['RATE_LIMITED']),
-        500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        ...BodyRouteResponses
       }
     }
   }, async function login (request, reply) {
@@ -145,11 +136,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         400: BadRequestResponse,
         401: errorResponse('The refresh token is unknown, its session ended or expired, or it was reused after rotation (the session is then revoked).',
           ['REFRESH_TOKEN_INVALID', 'SESSION_EXPIRED', 'REFRESH_TOKEN_REUSED']),
-        413: PayloadTooLargeResponse,
-        415: UnsupportedMediaTypeResponse,
         429: TooManyRequestsResponse,
-        500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        ...BodyRouteResponses
       }
     }
   }, async function refresh (request) {
@@ -181,10 +169,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       response: {
         204: Type.Null({ description: 'The session is over (or never existed).' }),
         400: BadRequestResponse,
-        413: PayloadTooLargeResponse,
-        415: UnsupportedMediaTypeResponse,
-        500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        ...BodyRouteResponses
       }
     }
   }, async function logout (request, reply) {

@@ -3,8 +3,8 @@ import type { FastifyRequest } from 'fastify'
 import { InvalidCurrentPasswordError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
-  BadRequestResponse, InternalErrorResponse, PayloadTooLargeResponse, ServiceUnavailableResponse,
-  TooManyRequestsResponse, UnauthorizedResponse, UnsupportedMediaTypeResponse, errorResponse
+  BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse,
+  TooManyRequestsResponse, UnauthorizedResponse, errorResponse
 } from '../schemas/common.js'
 import {
   AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema
@@ -144,11 +144,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
         400: BadRequestResponse,
         401: errorResponse('Invalid access token, ended session, or wrong current password.',
           ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
-        413: PayloadTooLargeResponse,
-        415: UnsupportedMediaTypeResponse,
         429: TooManyRequestsResponse,
-        500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        ...BodyRouteResponses
       }
     }
   }, async function changePassword (request, reply) {

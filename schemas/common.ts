@@ -68,3 +68,11 @@ export const UnsupportedMediaTypeResponse = errorResponse(
 export const InternalErrorResponse = errorResponse('An unexpected failure; the details are in the service log only.', ['INTERNAL_SERVER_ERROR'])
 
 export const TooManyRequestsResponse = errorResponse('Too many requests from this client; see the Retry-After header.', ['RATE_LIMITED'])
+
+/** What every route that takes a body may also answer: too large, wrong media type, internal error, database down. */
+export const BodyRouteResponses = {
+  413: PayloadTooLargeResponse,
+  415: UnsupportedMediaTypeResponse,
+  500: InternalErrorResponse,
+  503: ServiceUnavailableResponse
+}

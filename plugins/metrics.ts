@@ -59,12 +59,19 @@ async function metricsPlugin (fastify: FastifyInstance) {
     else request.log.info(authEvent, message)
   })
 
-  fastify.addHook('onResponse', async (request, reply) => {
-    requestDuration.observe({
-      method: request.method,
-      route: request.routeOptions.url ?? 'unmatched',
-      status_code: String(reply.statusCode)
-    }, reply.elapsedTime / 1000)
+  // One labelled child per method, route and status, looked up by a string
+  // key: prom-client would otherwise hash the label object on every request.
+  const observers = new Map<string, ReturnType<typeof requestDuration.labels>>()
+  fastify.addHook('onResponse', function observeRequest (request, reply, done) {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${request.method} ${route} ${reply.statusCode}`
+    let observer = observers.get(key)
+    if (observer === undefined) {
+      observer = requestDuration.labels(request.method, route, String(reply.statusCode))
+      observers.set(key, observer)
+    }
+    observer.observe(reply.elapsedTime / 1000)
+    done()
   })
 }
 

@@ -32,7 +32,6 @@ export const RateLimitedError = createError('RATE_LIMITED', 'Too many failed log
 export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued', 400)
 
 export const ErrorCodes = {
-  validation: 'FST_ERR_VALIDATION',
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'
 } as const

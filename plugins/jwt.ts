@@ -50,7 +50,7 @@ const BEARER = /^Bearer +([^\s]+)$/i
  * `secret_token`, which is honoured on GET only, since a token in a URL leaks
  * into logs and history and must not authorise a change.
  */
-export function createTokenExtractor (allowQueryToken: boolean) {
+function createTokenExtractor (allowQueryToken: boolean) {
   return function extractAccessToken (request: FastifyRequest): string | undefined {
     const header = request.headers.authorization
     if (header !== undefined) return BEARER.exec(header)?.[1]

@@ -121,11 +121,11 @@ const MAX_SEQ_ATTEMPTS = 50
 const NOT_IMPLEMENTED = 238
 const OBJECT_ID = /^[0-9a-f]{24}$/
 
-export function newRefreshToken (): string {
+function newRefreshToken (): string {
   return randomBytes(32).toString('base64url')
 }
 
-export function hashRefreshToken (token: string): string {
+function hashRefreshToken (token: string): string {
   return createHash('sha256').update(token).digest('base64url')
 }
 

@@ -28,6 +28,17 @@ export function toDatabaseError (error: unknown): unknown {
   return error
 }
 
+/** Wraps a repository method so that driver "unreachable" errors become our 503. */
+export function mapDatabaseErrors<Args extends unknown[], Result> (method: (...args: Args) => Promise<Result>) {
+  return async (...args: Args): Promise<Result> => {
+    try {
+      return await method(...args)
+    } catch (error) {
+      throw toDatabaseError(error)
+    }
+  }
+}
+
 async function mongodbPlugin (fastify: import('fastify').FastifyInstance, options: MongodbPluginOptions) {
   // The client is created here and handed over, because @fastify/mongodb would
   // `connect()` during registration: the service must start (and answer

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes }
 import fp from 'fastify-plugin'
 import { MongoServerError, ObjectId, type Collection, type Db } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
-import { toDatabaseError } from './mongodb.js'
+import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
 
 /**
  * Sessions and refresh tokens. Built for FerretDB as well as MongoDB, whose
@@ -165,17 +165,6 @@ function toRecord (document: SessionDocument): SessionRecord {
     expiresAt: document.expiresAt,
     userAgent: document.userAgent,
     ip: document.ip
-  }
-}
-
-/** Wraps a repository method so driver "unreachable" errors become our 503. */
-function mapDatabaseErrors<Args extends unknown[], Result> (method: (...args: Args) => Promise<Result>) {
-  return async (...args: Args): Promise<Result> => {
-    try {
-      return await method(...args)
-    } catch (error) {
-      throw toDatabaseError(error)
-    }
   }
 }
 

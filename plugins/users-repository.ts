@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { MongoServerError, ObjectId, type Collection } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import { EmailTakenError } from '../errors.js'
-import { toDatabaseError } from './mongodb.js'
+import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
 
 interface UserDocument {
   _id: ObjectId
@@ -85,31 +85,19 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       return toRecord(document)
     },
 
-    async findByEmail (email) {
-      try {
-        const document = await users.findOne({ email })
-        return document ? toRecord(document) : null
-      } catch (error) {
-        throw toDatabaseError(error)
-      }
-    },
+    findByEmail: mapDatabaseErrors(async (email: string) => {
+      const document = await users.findOne({ email })
+      return document ? toRecord(document) : null
+    }),
 
-    async findById (id) {
-      try {
-        const document = await users.findOne({ _id: new ObjectId(id) })
-        return document ? toRecord(document) : null
-      } catch (error) {
-        throw toDatabaseError(error)
-      }
-    },
+    findById: mapDatabaseErrors(async (id: string) => {
+      const document = await users.findOne({ _id: new ObjectId(id) })
+      return document ? toRecord(document) : null
+    }),
 
-    async updatePasswordHash (id, passwordHash) {
-      try {
-        await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, updatedAt: new Date() } })
-      } catch (error) {
-        throw toDatabaseError(error)
-      }
-    }
+    updatePasswordHash: mapDatabaseErrors(async (id: string, passwordHash: string) => {
+      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, updatedAt: new Date() } })
+    })
   }
 }
 

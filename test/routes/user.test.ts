@@ -88,41 +88,46 @@ t.test('missing and malformed tokens get 401', async (t) => {
   expectUnauthorized(t, oversized, 'TOKEN_INVALID', 'an 8 kB garbage token')
 })
 
-t.test('tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audience tokens get 401', async (t) => {
-  const app = await build(t)
-  const user = await registerUser(app)
-  const claims = { sub: user.id, email: user.email, sid: user.sessionId, jti: 'a2b4c6d8-0000-4000-8000-000000000000' }
-  const now = Math.floor(Date.now() / 1000)
+for (const cacheSize of ['0', '10000']) {
+  t.test(`tampered, expired, not-yet-valid, alg none, wrong issuer and wrong audience tokens get 401 (verify cache ${cacheSize})`, async (t) => {
+    const app = await build(t, { env: { JWT_VERIFY_CACHE_SIZE: cacheSize } })
+    const user = await registerUser(app)
+    // The genuine token first, so with the cache on every variant below meets a cached neighbour.
+    t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'control: the genuine token')
+    const claims = { sub: user.id, email: user.email, sid: user.sessionId, jti: 'a2b4c6d8-0000-4000-8000-000000000000' }
+    const now = Math.floor(Date.now() / 1000)
 
-  const control = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await forge(claims)}` } })
-  t.equal(control.statusCode, 200, 'control: a token forged with the right secret and claims is accepted')
+    const control = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await forge(claims)}` } })
+    t.equal(control.statusCode, 200, 'control: a token forged with the right secret and claims is accepted')
 
-  const [header, payload, signature] = user.token.split('.') as [string, string, string]
-  const escalated = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), email: 'admin@example.com' })).toString('base64url')
-  const flippedSignature = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`
-  const unsignedHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
+    const [header, payload, signature] = user.token.split('.') as [string, string, string]
+    const escalated = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), email: 'admin@example.com' })).toString('base64url')
+    const flippedSignature = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`
+    const unsignedHeader = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')
 
-  const cases: Array<[string, string, string]> = [
-    ['payload changed, signature kept', `${header}.${escalated}.${signature}`, 'TOKEN_INVALID'],
-    ['signature changed', `${header}.${payload}.${flippedSignature}`, 'TOKEN_INVALID'],
-    ['alg none without signature', `${unsignedHeader}.${payload}.`, 'TOKEN_INVALID'],
-    ['alg none with the original signature', `${unsignedHeader}.${payload}.${signature}`, 'TOKEN_INVALID'],
-    ['expired', await forge(claims, { expiresAt: now - 60, notBefore: now - 120 }), 'TOKEN_EXPIRED'],
-    ['not yet valid', await forge(claims, { notBefore: now + 600, expiresAt: now + 900 }), 'TOKEN_INVALID'],
-    ['wrong issuer', await forge(claims, { issuer: 'someone-else' }), 'TOKEN_INVALID'],
-    ['wrong audience', await forge(claims, { audience: 'another-service' }), 'TOKEN_INVALID'],
-    ['signed with another key under our kid', await forge(claims, { key: await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA') }), 'TOKEN_INVALID'],
-    ['unknown kid', await forge(claims, { header: { kid: 'not-a-key-we-have' } }), 'TOKEN_INVALID'],
-    ['no kid', await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt().setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(signingKey), 'TOKEN_INVALID'],
-    ['missing email claim', await forge({ sub: user.id, sid: user.sessionId, jti: claims.jti }), 'TOKEN_INVALID'],
-    ['missing sid claim', await forge({ sub: user.id, email: user.email, jti: claims.jti }), 'TOKEN_INVALID'],
-    ['HS256 signed with the public key as the HMAC secret (key confusion)', await forge(claims, { key: new TextEncoder().encode(TEST_SIGNING_KEY.publicKeyPem), header: { alg: 'HS256' } }), 'TOKEN_INVALID']
-  ]
-  for (const [name, token, code] of cases) {
-    expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${token}` } }), code, name)
-    expectUnauthorized(t, await app.inject({ method: 'GET', url: `/user/profile?secret_token=${encodeURIComponent(token)}` }), code, `${name} (query)`)
-  }
-})
+    const cases: Array<[string, string, string]> = [
+      ['payload changed, signature kept', `${header}.${escalated}.${signature}`, 'TOKEN_INVALID'],
+      ['signature changed', `${header}.${payload}.${flippedSignature}`, 'TOKEN_INVALID'],
+      ['alg none without signature', `${unsignedHeader}.${payload}.`, 'TOKEN_INVALID'],
+      ['alg none with the original signature', `${unsignedHeader}.${payload}.${signature}`, 'TOKEN_INVALID'],
+      ['expired', await forge(claims, { expiresAt: now - 60, notBefore: now - 120 }), 'TOKEN_EXPIRED'],
+      ['not yet valid', await forge(claims, { notBefore: now + 600, expiresAt: now + 900 }), 'TOKEN_INVALID'],
+      ['wrong issuer', await forge(claims, { issuer: 'someone-else' }), 'TOKEN_INVALID'],
+      ['wrong audience', await forge(claims, { audience: 'another-service' }), 'TOKEN_INVALID'],
+      ['signed with another key under our kid', await forge(claims, { key: await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA') }), 'TOKEN_INVALID'],
+      ['unknown kid', await forge(claims, { header: { kid: 'not-a-key-we-have' } }), 'TOKEN_INVALID'],
+      ['no kid', await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).setIssuedAt().setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('5m').sign(signingKey), 'TOKEN_INVALID'],
+      ['missing email claim', await forge({ sub: user.id, sid: user.sessionId, jti: claims.jti }), 'TOKEN_INVALID'],
+      ['missing sid claim', await forge({ sub: user.id, email: user.email, jti: claims.jti }), 'TOKEN_INVALID'],
+      ['HS256 signed with the public key as the HMAC secret (key confusion)', await forge(claims, { key: new TextEncoder().encode(TEST_SIGNING_KEY.publicKeyPem), header: { alg: 'HS256' } }), 'TOKEN_INVALID']
+    ]
+    for (const [name, token, code] of cases) {
+      expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${token}` } }), code, name)
+      expectUnauthorized(t, await app.inject({ method: 'GET', url: `/user/profile?secret_token=${encodeURIComponent(token)}` }), code, `${name} (query)`)
+    }
+    t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'the genuine token still works')
+  })
+}
 
 t.test('a token from a differently configured service is refused', async (t) => {
   const issuingApp = await build(t, { env: { JWT_AUDIENCE: 'billing', JWT_PRIVATE_KEY: TEST_SIGNING_KEY.privateKeyPem } })

@@ -40,9 +40,11 @@ const DUPLICATE_KEY = 11000
 /**
  * Account creation time with second precision, taken from the id itself, so it
  * can be told from `sub` alone (the profile route needs no database call).
+ * An ObjectId starts with its creation time in seconds, as 8 hex digits; read
+ * directly, since constructing an ObjectId per request was ~4 % of the route.
  */
 export function createdAtOf (id: string): Date {
-  return new ObjectId(id).getTimestamp()
+  return new Date(Number.parseInt(id.slice(0, 8), 16) * 1000)
 }
 
 function toRecord (document: UserDocument): UserRecord {

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import { SignJWT, importPKCS8, type CryptoKey } from 'jose'
+import { ObjectId } from 'mongodb'
 import { build, registerUser, TEST_SIGNING_KEY } from '../helper.js'
 import { generateSigningKey } from '../../keys.js'
 
@@ -40,6 +41,8 @@ t.test('the profile answers with the user of a valid header token', async (t) =>
 
   const signupCreatedAt = (await app.usersRepository.findByEmail(user.email))!.createdAt.toISOString()
   t.equal(body.user.createdAt, signupCreatedAt, 'createdAt is the one stored at signup')
+  t.equal(body.user.createdAt, new ObjectId(user.id).getTimestamp().toISOString(), 'createdAt is the time in the id, as the driver reads it')
+  t.ok(Math.abs(Date.parse(body.user.createdAt) - Date.now()) < 60_000, 'and it is about now')
 })
 
 t.test('the profile accepts the token from the secret_token query parameter', async (t) => {
@@ -80,9 +83,13 @@ t.test('missing and malformed tokens get 401', async (t) => {
   const user = await registerUser(app)
   expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile' }), 'TOKEN_MISSING', 'no token at all')
   expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile?secret_token=' }), 'TOKEN_MISSING', 'empty query token')
-  const malformedHeaders = ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer ', `Bearer ${user.token} extra`, user.token, 'Bearer not.a.jwt', 'Bearer a.b', `Token ${user.token}`]
+  const malformedHeaders = ['Basic dXNlcjpwYXNz', 'Bearer', 'Bearer ', 'Bearer\t' + user.token, 'Bearer\u00a0' + user.token, `Bearer ${user.token} extra`, user.token, 'Bearer not.a.jwt', 'Bearer a.b', `Token ${user.token}`]
   for (const authorization of malformedHeaders) {
     expectUnauthorized(t, await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization } }), 'TOKEN_INVALID', `Authorization: ${authorization.slice(0, 20)}`)
+  }
+  for (const authorization of [`bearer ${user.token}`, `BEARER ${user.token}`, `Bearer   ${user.token}`]) {
+    const accepted = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization } })
+    t.equal(accepted.statusCode, 200, `the scheme is case-insensitive and spaces may repeat: ${authorization.slice(0, 10)}…`)
   }
   const oversized = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${'a'.repeat(8000)}` } })
   expectUnauthorized(t, oversized, 'TOKEN_INVALID', 'an 8 kB garbage token')

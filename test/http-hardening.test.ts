@@ -1,16 +1,30 @@
 import t from 'tap'
 import { build, registerUser } from './helper.js'
 
-t.test('responses carry helmet\'s security headers', async (t) => {
+t.test('responses carry the security headers of a JSON API, and nothing browser-document-only', async (t) => {
   const app = await build(t)
   const response = await app.inject({ method: 'GET', url: '/health/live' })
+  t.equal(response.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
   t.equal(response.headers['x-content-type-options'], 'nosniff')
-  t.equal(response.headers['x-frame-options'], 'SAMEORIGIN')
-  t.match(response.headers['strict-transport-security'], /max-age=/)
-  t.match(response.headers['content-security-policy'], /default-src 'self'/)
-  t.notOk(response.headers['x-powered-by'])
+  t.equal(response.headers['x-frame-options'], 'DENY')
+  t.match(response.headers['strict-transport-security'], /^max-age=\d+; includeSubDomains$/)
+  t.equal(response.headers['cross-origin-resource-policy'], 'same-origin')
+  t.equal(response.headers['referrer-policy'], 'no-referrer')
+  t.equal(response.headers['cache-control'], 'no-store')
+  for (const documentOnly of ['x-powered-by', 'x-xss-protection', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'origin-agent-cluster', 'cross-origin-opener-policy']) {
+    t.notOk(response.headers[documentOnly], `no ${documentOnly}`)
+  }
+
+  const credentials = { email: 'headers@example.com', password: 'correct horse battery' }
+  t.equal((await app.inject({ method: 'POST', url: '/signup', payload: credentials })).statusCode, 201)
+  const login = await app.inject({ method: 'POST', url: '/login', payload: credentials })
+  t.equal(login.statusCode, 200)
+  t.equal(login.headers['cache-control'], 'no-store', 'responses carrying tokens are never cached (RFC 6749 5.1)')
+  const jwks = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })
+  t.match(jwks.headers['cache-control'], /max-age=\d+/, 'the key set keeps its own caching')
+
   const docs = await app.inject({ method: 'GET', url: '/docs/' })
-  t.equal(docs.statusCode, 200, 'the docs UI still loads under the policy')
+  t.equal(docs.statusCode, 200, 'the docs UI still loads under its own policy')
   t.match(docs.headers['content-security-policy'], /script-src/)
 })
 

@@ -21,3 +21,5 @@ app.get('/user/profile', {
 app.get('/health/live', async () => ({ status: 'ok' }))
 
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3999) })
+// For bench/startup.ts, which times spawn to this line.
+console.log('listening')

@@ -33,6 +33,19 @@ t.test('/metrics exposes per-route request metrics and auth outcome counters, wi
     'process_resident_memory_bytes'
   ]
   for (const line of expected) t.ok(text.includes(line), line)
+
+  // The histogram's series: buckets cumulative over the bounds, +Inf equal to _count.
+  const profileSeries = 'method="GET",route="/user/profile",status_code="200"'
+  const buckets = [...text.matchAll(/^http_request_duration_seconds_bucket\{(.*)\} (\d+)$/gm)]
+    .filter(([, labels]) => labels!.includes(profileSeries))
+    .map(([, labels, value]) => ({ le: /le="([^"]+)"/.exec(labels!)![1], value: Number(value) }))
+  t.equal(buckets.length, 13, 'twelve bounds and +Inf')
+  t.same(buckets.map((bucket) => bucket.value), [...buckets.map((bucket) => bucket.value)].sort((a, b) => a - b), 'cumulative')
+  t.same(buckets.at(-1), { le: '+Inf', value: 1 })
+  t.ok(text.includes(`http_request_duration_seconds_count{${profileSeries}} 1`))
+  const sum = Number(new RegExp(`^http_request_duration_seconds_sum\\{${profileSeries}\\} (\\S+)$`, 'm').exec(text)?.[1])
+  t.ok(sum > 0 && sum < 5, `the sum is a duration in seconds (${sum})`)
+  t.match(text, /# TYPE http_request_duration_seconds histogram/)
   t.notOk(text.includes(user.email), 'no email')
   t.notOk(text.includes(user.token.split('.')[2]!), 'no token')
   t.notOk(text.includes('0123456789abcdef01234567'), 'no ids: labels are route patterns')

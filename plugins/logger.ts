@@ -1,4 +1,4 @@
-import type { FastifyRequest, FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 
 const REDACTED = '[REDACTED]'
@@ -43,5 +43,23 @@ export function loggerOptions (level: string, stream?: DestinationStream): Fasti
         }
       }
     }
+  }
+}
+
+/**
+ * One log line per request, when it completes, with the request (URL
+ * redacted by the serializer above), the status and the time taken. Fastify's
+ * default writes a second line on arrival: at `info` the pair cost ~20 % of
+ * GET /user/profile's throughput, and the arrival line tells nothing the
+ * completion line lacks. Every other line Fastify writes (errors, stream and
+ * serializer failures, shutdown refusals) is kept.
+ */
+export class OneLinePerRequest extends LogController {
+  override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   }
 }

@@ -69,3 +69,21 @@ t.test('without a configured key or secret outside production the service warns 
     t.equal(warning?.level, 40, `${env.JWT_ALGORITHM}: one warning`)
   }
 })
+
+t.test('each request is one log line, on completion, with method, redacted URL, status and time', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'info' }, logStream: logs })
+  const user = await registerUser(app)
+  const before = logs.lines().length
+  await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}`, headers: { 'x-request-id': 'trace-me-1' } })
+  const lines = logs.lines().slice(before).map((line) => JSON.parse(line))
+  t.equal(lines.length, 1, 'one line, no separate "incoming request" line')
+  t.match(lines[0], {
+    msg: 'request completed',
+    reqId: 'trace-me-1',
+    req: { method: 'GET', url: '/user/profile?secret_token=[REDACTED]' },
+    res: { statusCode: 200 },
+    responseTime: Number
+  })
+  t.notOk(JSON.stringify(lines[0]).includes(user.token.split('.')[2]!), 'no token')
+})

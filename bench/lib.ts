@@ -34,7 +34,7 @@ export async function freePort (): Promise<number> {
   })
 }
 
-function pinned (cpus: string | undefined, command: string, args: string[]): [string, string[]] {
+export function pinned (cpus: string | undefined, command: string, args: string[]): [string, string[]] {
   return cpus === undefined ? [command, args] : ['taskset', ['-c', cpus, command, ...args]]
 }
 

@@ -5,7 +5,7 @@
 // Usage: MONGODB_URL=… npm run bench:startup   (BENCH_STARTS)
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { SERVER_CPUS, databaseUrl, freePort, machineLine, median, root, table } from './lib.js'
+import { SERVER_CPUS, databaseUrl, freePort, machineLine, median, pinned, root, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 7)
@@ -18,9 +18,9 @@ interface Start { listeningMs: number, readyMs: number }
 
 async function startOnce (script: string, env: Record<string, string>, waitForReady: boolean): Promise<Start> {
   const port = await freePort()
-  const command = SERVER_CPUS === undefined ? [process.execPath, script] : ['taskset', '-c', SERVER_CPUS, process.execPath, script]
+  const [command, args] = pinned(SERVER_CPUS, process.execPath, [script])
   const started = performance.now()
-  const child = spawn(command[0]!, command.slice(1), {
+  const child = spawn(command, args, {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -29,7 +29,7 @@ async function startOnce (script: string, env: Record<string, string>, waitForRe
   const listening = new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
       output += chunk
-      if (output.includes('listening') || output.includes('Listening')) resolve(performance.now() - started)
+      if (output.includes('listening')) resolve(performance.now() - started)
     }
     child.stdout.on('data', onData)
     child.stderr.on('data', onData)

@@ -17,13 +17,6 @@ function maxBytesKeyword (ajv: Ajv): Ajv {
   })
 }
 
-/**
- * Fastify's Ajv defaults drop unknown fields silently and coerce types
- * everywhere (`{ "password": 123 }` would pass as "123"). Bodies get a strict,
- * non-coercing validator; querystring, params and headers, which are strings
- * on the wire, keep coercion. Unknown fields are never removed, so
- * `additionalProperties: false` refuses them with a 400.
- */
 // One selector each, kept for the process: a selector pools its Ajv instances
 // by the shared schemas, and Fastify asks for a validator once per
 // encapsulation context. A new selector per call built six Ajv instances at
@@ -31,6 +24,13 @@ function maxBytesKeyword (ajv: Ajv): Ajv {
 const strictSelector = AjvCompiler()
 const coercingSelector = AjvCompiler()
 
+/**
+ * Fastify's Ajv defaults drop unknown fields silently and coerce types
+ * everywhere (`{ "password": 123 }` would pass as "123"). Bodies get a strict,
+ * non-coercing validator; querystring, params and headers, which are strings
+ * on the wire, keep coercion. Unknown fields are never removed, so
+ * `additionalProperties: false` refuses them with a 400.
+ */
 export const schemaController: FastifyServerOptions['schemaController'] = {
   compilersFactory: {
     buildValidator (externalSchemas) {

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import type { AccessTokenClaims } from '../plugins/jwt.js'
 import { InvalidCurrentPasswordError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
@@ -7,7 +8,8 @@ import {
   TooManyRequestsResponse, UnauthorizedResponse, errorResponse
 } from '../schemas/common.js'
 import {
-  AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema
+  AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema,
+  type ProfileResponse
 } from '../schemas/user.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
@@ -35,6 +37,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     if (await fastify.sessionsRepository.findLive(request.user.sub, request.user.sid) === null) throw new SessionRevokedError()
   }
 
+  // With the verified-token cache on, every request with a token gets the same
+  // claims object, so its profile is built once: formatting the date was ~1 µs.
+  const profiles = new WeakMap<AccessTokenClaims, ProfileResponse>()
+
   fastify.get('/profile', {
     schema: {
       tags: ['user'],
@@ -49,11 +55,13 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       }
     }
   }, async function profile (request) {
-    const { sub, email } = request.user
-    return {
-      message: 'You made it to the secure route' as const,
-      user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() }
+    let body = profiles.get(request.user)
+    if (body === undefined) {
+      const { sub, email } = request.user
+      body = { message: 'You made it to the secure route', user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() } }
+      profiles.set(request.user, body)
     }
+    return body
   })
 
   fastify.get('/sessions', {

@@ -13,6 +13,9 @@ t.test('/metrics exposes per-route request metrics and auth outcome counters, wi
   await user.inject({ method: 'DELETE', url: '/user/sessions/0123456789abcdef01234567' })
   await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
   await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: refreshed.json().refreshToken } })
+  await app.inject({ method: 'HEAD', url: '/health/live' })
+  await app.inject({ method: 'GET', url: '/no/such/route' })
+  await app.inject({ method: 'GET', url: '/no/such/route' })
 
   const response = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(response.statusCode, 200)
@@ -30,9 +33,12 @@ t.test('/metrics exposes per-route request metrics and auth outcome counters, wi
     'http_request_duration_seconds_count{method="POST",route="/login",status_code="401"} 2',
     'http_request_duration_seconds_count{method="DELETE",route="/user/sessions/:id",status_code="404"} 1',
     'http_request_duration_seconds_count{method="GET",route="/user/profile",status_code="200"} 1',
-    'process_resident_memory_bytes'
+    'http_request_duration_seconds_count{method="HEAD",route="/health/live",status_code="200"} 1',
+    'http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"} 2'
   ]
-  for (const line of expected) t.ok(text.includes(line), line)
+  const lines = text.split('\n')
+  for (const line of expected) t.ok(lines.includes(line), line)
+  t.match(text, /^process_resident_memory_bytes \d+$/m)
 
   // The histogram's series: buckets cumulative over the bounds, +Inf equal to _count.
   const profileSeries = 'method="GET",route="/user/profile",status_code="200"'
@@ -42,6 +48,7 @@ t.test('/metrics exposes per-route request metrics and auth outcome counters, wi
   t.equal(buckets.length, 13, 'twelve bounds and +Inf')
   t.same(buckets.map((bucket) => bucket.value), [...buckets.map((bucket) => bucket.value)].sort((a, b) => a - b), 'cumulative')
   t.same(buckets.at(-1), { le: '+Inf', value: 1 })
+  t.same(buckets.at(-2), { le: '2.5', value: 1 }, 'a request faster than the last bound is counted in a finite bucket')
   t.ok(text.includes(`http_request_duration_seconds_count{${profileSeries}} 1`))
   const sum = Number(new RegExp(`^http_request_duration_seconds_sum\\{${profileSeries}\\} (\\S+)$`, 'm').exec(text)?.[1])
   t.ok(sum > 0 && sum < 5, `the sum is a duration in seconds (${sum})`)

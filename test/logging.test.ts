@@ -87,3 +87,11 @@ t.test('each request is one log line, on completion, with method, redacted URL, 
   })
   t.notOk(JSON.stringify(lines[0]).includes(user.token.split('.')[2]!), 'no token')
 })
+
+t.test('a line that carries request headers has the authorization and cookie values censored', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'info' }, logStream: logs })
+  app.log.info({ headers: { authorization: 'Bearer abc.def.ghi', cookie: 'sid=s3cret', accept: 'application/json' } }, 'headers')
+  const line = logs.lines().map((text) => JSON.parse(text)).find((entry) => entry.msg === 'headers')
+  t.same(line?.headers, { authorization: '[REDACTED]', cookie: '[REDACTED]', accept: 'application/json' })
+})

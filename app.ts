@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastifyFormbody from '@fastify/formbody'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
-import { OneLinePerRequest, loggerOptions } from './plugins/logger.js'
+import { OneLinePerRequest, lazyRequestLoggers, loggerOptions } from './plugins/logger.js'
 import { schemaController } from './plugins/validation.js'
 import errorHandler from './plugins/error-handler.js'
 import docs from './plugins/docs.js'
@@ -41,6 +41,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
     logController: new OneLinePerRequest(),
+    childLoggerFactory: lazyRequestLoggers,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: trustProxyOption(config.trustProxy),
     schemaController,

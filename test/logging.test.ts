@@ -95,3 +95,34 @@ t.test('a line that carries request headers has the authorization and cookie val
   const line = logs.lines().map((text) => JSON.parse(text)).find((entry) => entry.msg === 'headers')
   t.same(line?.headers, { authorization: '[REDACTED]', cookie: '[REDACTED]', accept: 'application/json' })
 })
+
+t.test('request loggers carry the request id, honour the level, and make children and level changes work', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, {
+    env: { LOG_LEVEL: 'warn' },
+    logStream: logs,
+    beforeReady (app) {
+      app.get('/test/log-lines', async (request) => {
+        const levelBefore = request.log.level
+        request.log.info('info is below the level')
+        request.log.warn('a warning')
+        request.log.child({ step: 'nested' }).error('from a child')
+        request.log.level = 'debug'
+        request.log.debug('debug after lowering this request\'s level')
+        return { levelBefore, levelAfter: request.log.level }
+      })
+      app.get('/test/log-nothing', async (request) => {
+        request.log.debug('not written')
+        return { level: request.log.level }
+      })
+    }
+  })
+  const response = await app.inject({ method: 'GET', url: '/test/log-lines', headers: { 'x-request-id': 'lazy-1' } })
+  t.same(response.json(), { levelBefore: 'warn', levelAfter: 'debug' })
+  t.same((await app.inject({ method: 'GET', url: '/test/log-nothing' })).json(), { level: 'warn' }, 'another request keeps the app\'s level')
+  const lines = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.reqId !== undefined)
+  t.same(lines.map((line) => line.msg), ['a warning', 'from a child', 'debug after lowering this request\'s level', 'request completed'],
+    'the request\'s lowered level also lets its completion line through; the other request writes nothing')
+  t.ok(lines.every((line) => line.reqId === 'lazy-1'), 'every line has the request id')
+  t.equal(lines[1].step, 'nested', 'the child keeps its own bindings')
+})

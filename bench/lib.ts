@@ -115,8 +115,9 @@ export async function wrk (url: string, options: { lua: string, connections: num
   const { stdout } = await run(command, args, { maxBuffer: 1 << 24 })
   return {
     requestsPerSecond: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
-    p50Ms: toMs(/50%\s+(\S+)/.exec(stdout)?.[1] ?? ''),
-    p99Ms: toMs(/99%\s+(\S+)/.exec(stdout)?.[1] ?? ''),
+    // Anchored: the "+/- Stdev" column (e.g. 87.99%) must not be read as a percentile.
+    p50Ms: toMs(/^\s*50%\s+(\S+)$/m.exec(stdout)?.[1] ?? ''),
+    p99Ms: toMs(/^\s*99%\s+(\S+)$/m.exec(stdout)?.[1] ?? ''),
     non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0)
   }
 }

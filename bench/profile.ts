@@ -1,7 +1,7 @@
 // GET /user/profile with 1,000 distinct users' tokens (round-robin, header and
 // query) against a bare Fastify route returning the same JSON: the ceiling.
 // For each algorithm, with and without the verified-token cache.
-// Usage: MONGODB_URL=… npm run bench:profile   (BENCH_SECONDS, BENCH_ROUNDS)
+// Usage: MONGODB_URL=… npm run bench:profile   (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHMS, BENCH_LOG_LEVEL)
 import { join } from 'node:path'
 import { databaseUrl, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
@@ -11,10 +11,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const CONNECTIONS = 50
 const POOL = 1000
 const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'HS256,EdDSA,ES256,RS256').split(',') as BenchAlgorithm[]
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn'
 
 await requireWrk()
 const mongodbUrl = databaseUrl()
-console.log(`# profile vs ceiling: ${machineLine()}; ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, pool of ${POOL} tokens`)
+console.log(`# profile vs ceiling: ${machineLine()}; ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, pool of ${POOL} tokens, LOG_LEVEL=${LOG_LEVEL}`)
 
 const bare = await startServer({}, { script: join(root, 'bench/bare-server.mjs') })
 const rows: Array<Array<string | number>> = []
@@ -26,7 +27,7 @@ for (const algorithm of ALGORITHMS) {
   const header = tokenRotationLua(tokens, 'header')
   const query = tokenRotationLua(tokens, 'query')
   for (const cacheSize of [0, 10000]) {
-    const server = await startServer({ ...setup.env, MONGODB_URL: mongodbUrl, JWT_VERIFY_CACHE_SIZE: String(cacheSize), BCRYPT_COST: '10' })
+    const server = await startServer({ ...setup.env, MONGODB_URL: mongodbUrl, JWT_VERIFY_CACHE_SIZE: String(cacheSize), BCRYPT_COST: '10', LOG_LEVEL })
     // Warm-up: JIT, connection pools, and (with the cache) one pass over the pool.
     await wrk(`${server.url}`, { lua: header, connections: CONNECTIONS, seconds: 2 })
     await wrk(`${bare.url}`, { lua: header, connections: CONNECTIONS, seconds: 1 })

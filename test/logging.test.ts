@@ -105,11 +105,19 @@ t.test('request loggers carry the request id, honour the level, and make childre
       app.get('/test/log-lines', async (request) => {
         const levelBefore = request.log.level
         request.log.info('info is below the level')
+        request.log.trace('trace is below the level')
+        request.log.silent('silent writes nothing')
         request.log.warn('a warning')
         request.log.child({ step: 'nested' }).error('from a child')
         request.log.level = 'debug'
         request.log.debug('debug after lowering this request\'s level')
+        request.log.fatal('a fatal line')
         return { levelBefore, levelAfter: request.log.level }
+      })
+      // A route with its own level gets its child at once, with that level.
+      app.get('/test/route-level', { logLevel: 'trace' }, async (request) => {
+        request.log.trace('trace on a trace-level route')
+        return { level: request.log.level }
       })
       app.get('/test/log-nothing', async (request) => {
         request.log.debug('not written')
@@ -120,9 +128,13 @@ t.test('request loggers carry the request id, honour the level, and make childre
   const response = await app.inject({ method: 'GET', url: '/test/log-lines', headers: { 'x-request-id': 'lazy-1' } })
   t.same(response.json(), { levelBefore: 'warn', levelAfter: 'debug' })
   t.same((await app.inject({ method: 'GET', url: '/test/log-nothing' })).json(), { level: 'warn' }, 'another request keeps the app\'s level')
-  const lines = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.reqId !== undefined)
-  t.same(lines.map((line) => line.msg), ['a warning', 'from a child', 'debug after lowering this request\'s level', 'request completed'],
-    'the request\'s lowered level also lets its completion line through; the other request writes nothing')
-  t.ok(lines.every((line) => line.reqId === 'lazy-1'), 'every line has the request id')
+  t.same((await app.inject({ method: 'GET', url: '/test/route-level', headers: { 'x-request-id': 'lazy-2' } })).json(), { level: 'trace' })
+  const routeLevelLine = logs.lines().map((line) => JSON.parse(line)).find((line) => line.msg === 'trace on a trace-level route')
+  t.equal(routeLevelLine?.reqId, 'lazy-2', 'the route-level child carries the request id too')
+  const lines = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.reqId === 'lazy-1')
+  t.same(lines.map((line) => line.msg), ['a warning', 'from a child', 'debug after lowering this request\'s level', 'a fatal line', 'request completed'],
+    'the request\'s lowered level also lets its completion line through')
   t.equal(lines[1].step, 'nested', 'the child keeps its own bindings')
+  const others = logs.lines().map((line) => JSON.parse(line)).filter((line) => line.reqId !== undefined && !['lazy-1', 'lazy-2'].includes(line.reqId))
+  t.same(others, [], 'the request at the app\'s level writes nothing')
 })

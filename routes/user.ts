@@ -38,8 +38,9 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   }
 
   // With the verified-token cache on, every request with a token gets the same
-  // claims object, so its profile is built once: formatting the date was ~1 µs.
-  const profiles = new WeakMap<AccessTokenClaims, ProfileResponse>()
+  // claims object, so its profile is built and serialised (by the route's
+  // response schema) once: formatting the date was ~1 µs, the serialiser ~0.8 µs.
+  const profileJson = new WeakMap<AccessTokenClaims, string>()
 
   fastify.get('/profile', {
     schema: {
@@ -54,14 +55,16 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
         500: InternalErrorResponse
       }
     }
-  }, async function profile (request) {
-    let body = profiles.get(request.user)
-    if (body === undefined) {
+  }, async function profile (request, reply) {
+    let json = profileJson.get(request.user)
+    if (json === undefined) {
       const { sub, email } = request.user
-      body = { message: 'You made it to the secure route', user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() } }
-      profiles.set(request.user, body)
+      const body: ProfileResponse = { message: 'You made it to the secure route', user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() } }
+      json = reply.serialize(body) as string
+      profileJson.set(request.user, json)
     }
-    return body
+    // A string with a JSON content type is sent as it is.
+    return reply.header('content-type', 'application/json; charset=utf-8').send(json as unknown as ProfileResponse)
   })
 
   fastify.get('/sessions', {

@@ -43,6 +43,15 @@ t.test('the profile answers with the user of a valid header token', async (t) =>
   t.equal(body.user.createdAt, signupCreatedAt, 'createdAt is the one stored at signup')
   t.equal(body.user.createdAt, new ObjectId(user.id).getTimestamp().toISOString(), 'createdAt is the time in the id, as the driver reads it')
   t.ok(Math.abs(Date.parse(body.user.createdAt) - Date.now()) < 60_000, 'and it is about now')
+  t.equal(response.headers['content-type'], 'application/json; charset=utf-8')
+
+  // The body is serialised once per verified token; later answers are the same bytes.
+  const again = await user.inject({ method: 'GET', url: '/user/profile' })
+  t.equal(again.statusCode, 200)
+  t.equal(again.headers['content-type'], 'application/json; charset=utf-8')
+  t.equal(again.body, response.body, 'the second answer is byte for byte the first')
+  const viaQuery = await app.inject({ method: 'GET', url: `/user/profile?secret_token=${user.token}` })
+  t.equal(viaQuery.body, response.body, 'and so is the answer to the same token in the query')
 })
 
 t.test('the profile accepts the token from the secret_token query parameter', async (t) => {

@@ -116,23 +116,27 @@ function createSignatureVerifier (options: JwtPluginOptions): (token: string) =>
 /**
  * The verified-token cache in front of every key's verifier: a token seen
  * before skips the header parse and the signature check until its `exp`.
- * Keyed by the whole token string, so two tokens can never share an entry
- * (fast-jwt's own cache keys by a SHA-256 of the token, which cost ~12 % of the
- * profile route's instructions); only successes are cached, so a refused token
- * is checked again each time and an expired one gets TOKEN_EXPIRED. An LRUMap
- * (a Map inside), not an LRUCache (an object inside): a ~500-character
- * property key is looked up in V8's string table on every request, which cost
- * more than the rest of the lookup.
+ * Entries are found by the token's signature (its last segment, 43 to 342
+ * characters) and used only if the whole token is the one that was verified,
+ * so two tokens can never share an entry: a valid signature glued to another
+ * header or payload misses and goes to the verifier, which refuses it.
+ * (fast-jwt's own cache keys by a SHA-256 of the token, which cost ~12 % of
+ * the profile route's instructions; hashing the whole ~500-character token
+ * for a Map cost ~6 %.) Only successes are cached, so a refused token is
+ * checked again each time and an expired one gets TOKEN_EXPIRED. An LRUMap (a
+ * Map inside), not an LRUCache (an object inside): a long property key is
+ * looked up in V8's string table on every request.
  */
 function createTokenVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
   const verifySignature = createSignatureVerifier(options)
   if (options.verifyCacheSize === 0) return verifySignature
-  const verified = new LRUMap<string, AccessTokenClaims>(options.verifyCacheSize)
+  const verified = new LRUMap<string, { token: string, claims: AccessTokenClaims }>(options.verifyCacheSize)
   return function verifyCached (token: string) {
-    const cached = verified.get(token)
-    if (cached !== undefined && cached.exp * 1000 > Date.now()) return cached
+    const signature = token.slice(token.lastIndexOf('.') + 1)
+    const cached = verified.get(signature)
+    if (cached !== undefined && cached.token === token && cached.claims.exp * 1000 > Date.now()) return cached.claims
     const claims = verifySignature(token)
-    verified.set(token, claims)
+    verified.set(signature, { token, claims })
     return claims
   }
 }

@@ -38,3 +38,19 @@ t.test('a caller-supplied request id is kept when sane and replaced otherwise', 
   t.ok(ids.includes('trace-abc.123'))
   t.notOk(ids.some((id: string) => id.includes('newline')))
 })
+
+t.test('generated request ids are unique within a process and across processes', async (t) => {
+  const first = logCapture()
+  const second = logCapture()
+  const apps = [await build(t, { env: { LOG_LEVEL: 'info' }, logStream: first }), await build(t, { env: { LOG_LEVEL: 'info' }, logStream: second })]
+  for (const app of apps) {
+    for (let i = 0; i < 3; i++) await app.inject({ method: 'GET', url: '/health/live' })
+  }
+  const idsOf = (logs: typeof first) => logs.lines().map((line) => JSON.parse(line).reqId).filter(Boolean) as string[]
+  const all = [...idsOf(first), ...idsOf(second)]
+  t.equal(all.length, 6, 'one completion line per request')
+  t.equal(new Set(all).size, 6, 'no id repeats')
+  t.ok(all.every((id) => /^[\w.:-]{1,128}$/.test(id)), 'each would pass as an incoming x-request-id')
+  const prefix = (id: string) => id.slice(0, id.lastIndexOf('-'))
+  t.not(prefix(idsOf(first)[0]!), prefix(idsOf(second)[0]!), 'two processes (apps) draw different prefixes')
+})

@@ -5,7 +5,7 @@
 // Compare builds of one service only: a much smaller process (the bare route)
 // gains from sharing the core's caches, so use bench:profile for the ceiling.
 // Usage: BENCH_A=/path/to/old/dist/server.js [BENCH_B=dist/server.js] MONGODB_URL=… npm run bench:ab
-//        (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHM, BENCH_LOG_LEVEL)
+//        (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHM, BENCH_LOG_LEVEL, BENCH_TOKEN_IN=header|query)
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { databaseUrl, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk } from './lib.js'
@@ -16,6 +16,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
 const CONNECTIONS = 50
 const ALGORITHM = (process.env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn'
+const TOKEN_IN = process.env.BENCH_TOKEN_IN === 'query' ? 'query' : 'header'
 const scriptA = process.env.BENCH_A
 const scriptB = process.env.BENCH_B ?? 'dist/server.js'
 if (scriptA === undefined) {
@@ -24,11 +25,11 @@ if (scriptA === undefined) {
 }
 
 await requireWrk()
-console.log(`# A/B on one core: ${machineLine()}; ${ALGORITHM}, LOG_LEVEL=${LOG_LEVEL}, ${CONNECTIONS} connections each, ${SECONDS} s × ${ROUNDS} rounds`)
+console.log(`# A/B on one core: ${machineLine()}; ${ALGORITHM}, token in the ${TOKEN_IN}, LOG_LEVEL=${LOG_LEVEL}, ${CONNECTIONS} connections each, ${SECONDS} s × ${ROUNDS} rounds`)
 console.log(`# A = ${resolve(scriptA)}\n# B = ${resolve(scriptB)}`)
 
 const setup = await signingSetup(ALGORITHM)
-const lua = tokenRotationLua(await tokenPool(setup, 1000), 'header')
+const lua = tokenRotationLua(await tokenPool(setup, 1000), TOKEN_IN)
 const env = { ...setup.env, MONGODB_URL: databaseUrl(), LOG_LEVEL }
 const a = await startServer(env, { script: resolve(scriptA) })
 const b = await startServer(env, { script: resolve(scriptB) })

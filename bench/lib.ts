@@ -65,9 +65,12 @@ export async function startServer (env: Record<string, string>, options: { scrip
     },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  // The server's log is read as a log collector would, and only its tail is
+  // kept (for the error below): at LOG_LEVEL=info it is megabytes a second.
   let output = ''
-  child.stdout?.on('data', (chunk) => { output += chunk })
-  child.stderr?.on('data', (chunk) => { output += chunk })
+  const keepTail = (chunk: Buffer) => { output = (output + chunk.toString()).slice(-8192) }
+  child.stdout?.on('data', keepTail)
+  child.stderr?.on('data', keepTail)
   const url = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 20000
   for (;;) {

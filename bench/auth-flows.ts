@@ -1,16 +1,20 @@
 // 1. POST /login throughput vs the bcrypt bound (compares/s at the same cost on all cores, same run)
 // 2. GET /user/profile p99 while /login saturates the CPU, vs unloaded
 // 3. POST /token/refresh and POST /signup throughput
-// Usage: MONGODB_URL=… npm run bench:auth   (BENCH_SECONDS, BENCH_ROUNDS, BCRYPT_COST)
+// 4. POST /token/refresh throughput for each signing algorithm
+// 5. bcrypt: time per hash at cost 10, 11 and 12
+// Usage: MONGODB_URL=… npm run bench:auth   (BENCH_SECONDS, BENCH_ROUNDS, BCRYPT_COST, BENCH_ALGORITHMS)
 import { spawn } from 'node:child_process'
+import bcrypt from 'bcrypt'
 import { availableParallelism } from 'node:os'
 import { LOAD_CPUS, cores, databaseUrl, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
-import { signingSetup, tokenPool } from './tokens.js'
+import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
 const COST = Number(process.env.BCRYPT_COST ?? 12)
 const threads = availableParallelism()
+const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'HS256,EdDSA,ES256,RS256').split(',') as BenchAlgorithm[]
 
 await requireWrk()
 const mongodbUrl = databaseUrl()
@@ -130,3 +134,34 @@ console.log(table(['measure', 'value', 'reference', 'ratio', 'goal'], [
   [`POST /signup req/s (cost ${COST})`, median(signups), '—', '—', 'reported'],
   ['peak RSS MiB (whole run)', peak, '—', '—', 'reported']
 ]))
+
+// 4. refresh per signing algorithm: each rotation signs a new access token
+// (the verified-token cache plays no part: refresh tokens are opaque).
+const refreshRows: Array<Array<string | number>> = []
+for (const algorithm of ALGORITHMS) {
+  const algorithmSetup = await signingSetup(algorithm)
+  const algorithmServer = await startServer({ ...algorithmSetup.env, MONGODB_URL: databaseUrl(), BCRYPT_COST: '10' }, { cpus: undefined })
+  const users = Array.from({ length: 16 }, (_, i) => `bench-refresh-${algorithm}-${i}@example.com`)
+  await Promise.all(users.map((email) => post(`${algorithmServer.url}/signup`, { email, password: 'a password for the bench' })))
+  await refreshThroughput(algorithmServer, users, 16, 2)
+  const perSecond: number[] = []
+  for (let round = 0; round < ROUNDS; round++) perSecond.push(await refreshThroughput(algorithmServer, users, 16, SECONDS))
+  refreshRows.push([algorithm, median(perSecond), algorithmServer.peakRssMiB()])
+  await algorithmServer.stop()
+}
+console.log('')
+console.log(table(['algorithm', 'POST /token/refresh req/s (16 clients)', 'peak RSS MiB'], refreshRows))
+
+// 5. bcrypt's cost on this machine: one hash on one core, median of 5.
+const costRows: Array<Array<string | number>> = []
+for (const cost of [10, 11, 12]) {
+  const times: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now()
+    bcrypt.hashSync('a password for the bench', cost)
+    times.push(performance.now() - started)
+  }
+  costRows.push([cost, median(times)])
+}
+console.log('')
+console.log(table(['bcrypt cost', 'ms per hash (one core)'], costRows))

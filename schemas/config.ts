@@ -52,7 +52,7 @@ export const EnvSchema = Type.Object({
     minimum: 0,
     maximum: 1000000,
     default: 10000,
-    description: 'Verified access tokens remembered (LRU keyed by the whole token, never past its exp), so a repeated token skips the signature check; about 1.1 KiB each with its profile response (10,000 ≈ 11 MiB); 0 turns it off.'
+    description: 'Verified access tokens remembered (LRU; an entry serves only the identical token, never past its exp), so a repeated token skips the signature check; about 1.4 KiB each with its profile response (10,000 ≈ 14 MiB; RS256 tokens ~1.7 KiB); 0 turns it off.'
   }),
   ALLOW_QUERY_TOKEN: Type.Boolean({ default: true, description: 'Accept the access token from the `secret_token` query parameter on GET routes (the Authorization header always works and wins).' }),
   SESSION_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 31536000, default: 2592000, description: 'Absolute lifetime of a session (and its refresh tokens), counted from login: 30 days by default.' }),

@@ -58,6 +58,9 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
 
   const live = await fetch(`${address}/health/live`)
   t.equal(live.status, 200)
+  // A burst whose lines are still being written when the process stops.
+  const burst = await Promise.all(Array.from({ length: 300 }, (_, n) => fetch(`${address}/health/live?n=${n}`).then((r) => r.status)))
+  t.ok(burst.every((status) => status === 200))
 
   // Two bcrypt operations at cost 12 (~0.5 s): in flight when SIGTERM arrives.
   const inFlight = fetch(`${address}/login`, {
@@ -79,5 +82,10 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
   t.equal(signal, null)
   t.match(stdout(), /shutting down/)
   t.equal(stderr(), '')
+  // Standard output is whole JSON lines, none lost or cut, up to the last.
+  const lines = stdout().trimEnd().split('\n').map((line) => JSON.parse(line) as { msg: string, req?: { url: string } })
+  const burstUrls = new Set(lines.filter((line) => line.msg === 'request completed' && line.req?.url.startsWith('/health/live?n=')).map((line) => line.req!.url))
+  t.equal(burstUrls.size, 300, 'a completion line for every request of the burst')
+  t.ok(stdout().endsWith('\n'), 'the last line is complete')
   await t.rejects(fetch(`${address}/health/live`), 'no longer accepting connections')
 })

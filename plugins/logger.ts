@@ -25,26 +25,27 @@ export function redactUrl (url: string): string {
 }
 
 /**
- * Standard output through sonic-boom (pino's own destination, flushed on
- * exit), fed each line as a Buffer. Fed strings, sonic-boom measures the UTF-8
- * length of its whole pending chunk (up to 16 KiB) again on every line: at
- * `info` under load that was ~9 % of GET /user/profile's CPU samples.
+ * A file descriptor (standard output for the service) through sonic-boom,
+ * pino's own destination, flushed on exit, fed each line as a Buffer. Fed
+ * strings, sonic-boom measures the UTF-8 length of its whole pending chunk (up
+ * to 16 KiB) again on every line: at `info` under load that was ~9 % of
+ * GET /user/profile's CPU samples. pino calls flushSync after a fatal line.
  */
-function stdoutDestination (): DestinationStream {
-  const stdout = destination({ dest: 1, sync: false, contentMode: 'buffer' })
+export function logDestination (fd: number): DestinationStream {
+  const sonic = destination({ dest: fd, sync: false, contentMode: 'buffer' })
   // sonic-boom's types know only its default, string mode.
-  const writeBuffer = stdout.write.bind(stdout) as unknown as (chunk: Buffer) => boolean
+  const writeBuffer = sonic.write.bind(sonic) as unknown as (chunk: Buffer) => boolean
   return {
     write: (line: string) => writeBuffer(Buffer.from(line)),
-    flush: (callback?: (error?: Error) => void) => stdout.flush(callback),
-    flushSync: () => stdout.flushSync()
+    flush: (callback?: (error?: Error) => void) => sonic.flush(callback),
+    flushSync: () => sonic.flushSync()
   } as DestinationStream
 }
 
 export function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
   return {
     level,
-    stream: stream ?? stdoutDestination(),
+    stream: stream ?? logDestination(1),
     // Defence in depth: nothing logs headers today, but a future debug line
     // must not leak them. `req` needs no paths: its serializer below keeps
     // four fields and never headers or the query, and a `req.*` path made

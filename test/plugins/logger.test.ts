@@ -1,5 +1,8 @@
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
-import { redactUrl } from '../../plugins/logger.js'
+import { pino } from 'pino'
+import { logDestination, redactUrl } from '../../plugins/logger.js'
 
 t.test('redactUrl replaces every secret_token value and keeps the rest', async (t) => {
   t.equal(redactUrl('/user/profile'), '/user/profile')
@@ -10,4 +13,27 @@ t.test('redactUrl replaces every secret_token value and keeps the rest', async (
   t.equal(redactUrl('/p?secret_token'), '/p?secret_token=[REDACTED]')
   t.equal(redactUrl('/p?%E0%A4%A=1&secret_token=x'), '/p?%E0%A4%A=1&secret_token=[REDACTED]', 'an undecodable name is kept as is')
   t.equal(redactUrl('/p?secret_tokens=x'), '/p?secret_tokens=x', 'other names are untouched')
+})
+
+t.test('the log destination writes whole UTF-8 lines in order, and serves flush() and a fatal line', async (t) => {
+  const path = join(t.testdir(), 'service.log')
+  const fd = openSync(path, 'a')
+  t.teardown(() => closeSync(fd))
+  const logger = pino({ level: 'info' }, logDestination(fd))
+  const linesOnDisk = () => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { i?: number, note?: string, msg: string })
+  // The writes are asynchronous: wait (up to 10 s) until the expected count is on disk.
+  async function waitForLines (count: number) {
+    for (let waited = 0; linesOnDisk().length < count && waited < 10_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10))
+    return linesOnDisk()
+  }
+
+  for (let i = 0; i < 2000; i++) logger.info({ i, note: 'é✓𝕬' }, 'line')
+  const flushError = await new Promise((resolve) => logger.flush(resolve))
+  t.notOk(flushError, 'flush() calls back without an error')
+  const lines = await waitForLines(2000)
+  t.equal(lines.length, 2000, 'every line')
+  t.ok(lines.every((line, i) => line.i === i && line.note === 'é✓𝕬' && line.msg === 'line'), 'in order, multi-byte characters intact')
+
+  t.doesNotThrow(() => logger.fatal('going down'), 'fatal() flushes synchronously without throwing')
+  t.equal((await waitForLines(2001)).at(-1)?.msg, 'going down')
 })

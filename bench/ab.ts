@@ -12,7 +12,7 @@ import { databaseUrl, machineLine, median, requireWrk, startServer, table, token
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
 const CONNECTIONS = 50
 const ALGORITHM = (process.env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn'
@@ -31,8 +31,6 @@ console.log(`# A = ${resolve(scriptA)}\n# B = ${resolve(scriptB)}`)
 const setup = await signingSetup(ALGORITHM)
 const lua = tokenRotationLua(await tokenPool(setup, 1000), TOKEN_IN)
 const env = { ...setup.env, MONGODB_URL: databaseUrl(), LOG_LEVEL }
-const a = await startServer(env, { script: resolve(scriptA) })
-const b = await startServer(env, { script: resolve(scriptB) })
 
 /** CPU time (user + system) of a process so far, in seconds. */
 function cpuSeconds (pid: number): number {
@@ -40,24 +38,26 @@ function cpuSeconds (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
-const both = () => Promise.all([a, b].map((server) => wrk(server.url, { lua, connections: CONNECTIONS, seconds: SECONDS })))
-await Promise.all([a, b].map((server) => wrk(server.url, { lua, connections: CONNECTIONS, seconds: 2 })))
 const rows: Array<Array<string | number>> = []
 const ratios: number[] = []
 const cpuRatios: number[] = []
 for (let round = 0; round < ROUNDS; round++) {
+  // A fresh pair every round: one process can stay a few per cent slower for
+  // its whole life (its JIT's choices), which would bias every round alike.
+  const a = await startServer(env, { script: resolve(scriptA) })
+  const b = await startServer(env, { script: resolve(scriptB) })
+  await Promise.all([a, b].map((server) => wrk(server.url, { lua, connections: CONNECTIONS, seconds: 2 })))
   const cpuBefore = [a, b].map((server) => cpuSeconds(server.process.pid!))
-  const [resultA, resultB] = await both()
+  const [resultA, resultB] = await Promise.all([a, b].map((server) => wrk(server.url, { lua, connections: CONNECTIONS, seconds: SECONDS })))
   if (resultA!.non2xx + resultB!.non2xx > 0) throw new Error('non-2xx answers')
   const cpuPerRequest = [resultA!, resultB!].map((result, i) =>
     (cpuSeconds([a, b][i]!.process.pid!) - cpuBefore[i]!) * 1e6 / (result.requestsPerSecond * SECONDS))
   ratios.push(resultB!.requestsPerSecond / resultA!.requestsPerSecond)
   cpuRatios.push(cpuPerRequest[1]! / cpuPerRequest[0]!)
+  await Promise.all([a.stop(), b.stop()])
   rows.push([round + 1, resultA!.requestsPerSecond, resultB!.requestsPerSecond, ratios.at(-1)!.toFixed(3), cpuPerRequest[0]!, cpuPerRequest[1]!])
 }
 rows.push(['median', '', '', median(ratios).toFixed(3), 'B/A:', median(cpuRatios).toFixed(3)])
-await a.stop()
-await b.stop()
 
 console.log(table(['round', 'A req/s', 'B req/s', 'B/A', 'A CPU µs/req', 'B CPU µs/req'], rows))
 console.log('B/A > 1: B serves more; the last column\'s median is B\'s CPU per request over A\'s (< 1: B is cheaper)')

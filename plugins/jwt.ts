@@ -51,7 +51,7 @@ export type JwtPluginOptions = Config['jwt']
  * whole ~500-character header cost more than the rest of the lookup.
  */
 function bearerToken (header: string): string | undefined {
-  if (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ') return undefined
+  if (!header.startsWith('Bearer ') && (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ')) return undefined
   let start = 7
   while (header.charCodeAt(start) === 32) start++
   return start < header.length ? header.slice(start) : undefined

@@ -55,7 +55,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
         500: InternalErrorResponse
       }
     }
-  }, async function profile (request, reply) {
+  }, function profile (request, reply) {
     let json = profileJson.get(request.user)
     if (json === undefined) {
       const { sub, email } = request.user
@@ -63,8 +63,8 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       json = reply.serialize(body) as string
       profileJson.set(request.user, json)
     }
-    // A string with a JSON content type is sent as it is.
-    return reply.header('content-type', 'application/json; charset=utf-8').send(json as unknown as ProfileResponse)
+    // A string with a JSON content type is sent as it is. Not async: no promise to settle.
+    reply.header('content-type', 'application/json; charset=utf-8').send(json as unknown as ProfileResponse)
   })
 
   fastify.get('/sessions', {

@@ -1,7 +1,9 @@
 // Two builds of the service A/B on GET /user/profile, both running at the same
 // time on the server core, each loaded by its own wrk on the load core. The
 // VM's speed drifts by ±20 % within a minute; run side by side, both builds
-// see the same drift, so their throughput ratio is steady to about ±2 %.
+// see the same drift. A fresh pair each round, because a process's speed also
+// varies by up to ~10 % for its life: a build against itself reads 0.89-1.10
+// per round, so trust the median of many rounds, not one.
 // Compare builds of one service only: a much smaller process (the bare route)
 // gains from sharing the core's caches, so use bench:profile for the ceiling.
 // Usage: BENCH_A=/path/to/old/dist/server.js [BENCH_B=dist/server.js] MONGODB_URL=… npm run bench:ab

@@ -18,7 +18,6 @@ const mongodbUrl = databaseUrl()
 console.log(`# profile vs ceiling: ${machineLine()}; ${CONNECTIONS} connections, ${SECONDS} s per run, ${ROUNDS} rounds, pool of ${POOL} tokens, LOG_LEVEL=${LOG_LEVEL}`)
 
 const rows: Array<Array<string | number>> = []
-let peakRss = 0
 
 for (const algorithm of ALGORITHMS) {
   const setup = await signingSetup(algorithm)
@@ -64,7 +63,6 @@ for (const algorithm of ALGORITHMS) {
       median(results.query), median(results.queryRatio),
       median(results.p99), server.peakRssMiB()
     ])
-    peakRss = Math.max(peakRss, server.peakRssMiB())
     await server.stop()
     await bare.stop()
     console.log(`  ${algorithm} cache ${cacheSize > 0 ? 'on' : 'off'} done`)

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { ObjectId } from 'mongodb'
+import type { FastifyInstance } from 'fastify'
 import { build, freshDatabaseUrl, logCapture, login, registerUser } from '../helper.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -56,4 +58,90 @@ t.test('purgeExpired deletes expired sessions, refresh tokens and revocation rec
   const revocations = await app.mongo.db!.collection('revocations').find().toArray()
   t.same(revocations.map((revocation) => revocation._id.toHexString()), [again.sessionId],
     'expired revocations go, except the newest, which keeps the feed sequence from being reused')
+})
+
+/** Sessions of one user, created through the repository (no bcrypt: these tests are about the feed). */
+async function createSessions (app: FastifyInstance, count: number): Promise<string[]> {
+  const userId = new ObjectId().toHexString()
+  const created = await Promise.all(Array.from({ length: count }, () => app.sessionsRepository.create({ userId, email: 'feed@example.com', userAgent: 'test', ip: '127.0.0.1' })))
+  return created.map(({ session }) => session.id)
+}
+
+async function seqsOf (app: FastifyInstance): Promise<number[]> {
+  const recorded = await app.mongo.db!.collection('revocations').find().toArray()
+  return recorded.map((revocation) => revocation.seq as number).sort((x, y) => x - y)
+}
+
+t.test('replicas on one database hand out gapless seqs, however far behind one replica is', async (t) => {
+  const databaseUrl = await freshDatabaseUrl()
+  const replicaA = await build(t, { env: { MONGODB_URL: databaseUrl } })
+  const replicaB = await build(t, { env: { MONGODB_URL: databaseUrl } })
+  const sessions = await createSessions(replicaA, 40)
+
+  t.ok(await replicaA.sessionsRepository.revoke(sessions[0]!, 'logout'))
+  // A saw seq 1; B then writes 2..14, so A's next seq is found by doubling past 14 and bisecting back.
+  for (const sessionId of sessions.slice(1, 14)) t.ok(await replicaB.sessionsRepository.revoke(sessionId, 'logout'))
+  t.ok(await replicaA.sessionsRepository.revoke(sessions[14]!, 'logout'))
+  t.same(await seqsOf(replicaA), Array.from({ length: 15 }, (_, i) => i + 1), 'A took 15, after B\'s 14')
+
+  // Both replicas at once, each with its own idea of the latest seq.
+  await Promise.all(sessions.slice(15).map((sessionId, i) => (i % 2 === 0 ? replicaA : replicaB).sessionsRepository.revoke(sessionId, 'logout')))
+  t.same(await seqsOf(replicaA), Array.from({ length: 40 }, (_, i) => i + 1), 'gapless and unique')
+  const [feedA, feedB] = await Promise.all([replicaA, replicaB].map((replica) => replica.sessionsRepository.listRevocations(0, 1000)))
+  t.equal(feedA!.latestSeq, 40)
+  t.equal(feedB!.latestSeq, 40)
+  t.same(feedA!.revocations.map((revocation) => revocation.seq), Array.from({ length: 40 }, (_, i) => i + 1))
+})
+
+t.test('a replica whose last seen seq was purged starts again from the real latest', async (t) => {
+  const databaseUrl = await freshDatabaseUrl()
+  const replicaA = await build(t, { env: { MONGODB_URL: databaseUrl } })
+  const replicaB = await build(t, { env: { MONGODB_URL: databaseUrl } })
+  const sessions = await createSessions(replicaA, 5)
+  await replicaA.sessionsRepository.revoke(sessions[0]!, 'logout')
+  for (const sessionId of sessions.slice(1, 4)) await replicaB.sessionsRepository.revoke(sessionId, 'logout')
+  // What a purge elsewhere leaves once 1..3 have expired: the prefix gone, the newest kept.
+  await replicaA.mongo.db!.collection('revocations').deleteMany({ seq: { $lt: 4 } })
+
+  await replicaA.sessionsRepository.revoke(sessions[4]!, 'logout')
+  t.same(await seqsOf(replicaA), [4, 5], 'never seq 2 again')
+  t.equal((await replicaA.sessionsRepository.listRevocations(4, 1000)).revocations[0]?.sessionId, sessions[4])
+})
+
+t.test('the feed reads a poll close to its end by seq, and a longer one by range, alike', async (t) => {
+  const app = await build(t)
+  const sessions = await createSessions(app, 45)
+  for (const sessionId of sessions) await app.sessionsRepository.revoke(sessionId, 'logout')
+  // One record in the middle no longer in force (not yet purged): no path may serve it.
+  await app.mongo.db!.collection('revocations').updateOne({ seq: 30 }, { $set: { expiresAt: new Date(Date.now() - 1000) } })
+
+  const byRange = await app.sessionsRepository.listRevocations(0, 1000)
+  t.same(byRange.revocations.map((revocation) => revocation.seq), Array.from({ length: 45 }, (_, i) => i + 1).filter((seq) => seq !== 30))
+  for (const afterSeq of [13, 20, 44]) {
+    const bySeq = await app.sessionsRepository.listRevocations(afterSeq, 1000)
+    t.same(bySeq, { latestSeq: 45, revocations: byRange.revocations.filter((revocation) => revocation.seq > afterSeq) }, `after ${afterSeq}`)
+  }
+  t.same(await app.sessionsRepository.listRevocations(45, 1000), { latestSeq: 45, revocations: [] }, 'at the end: nothing')
+  t.same(await app.sessionsRepository.listRevocations(60, 1000), { latestSeq: 45, revocations: [] }, 'past the end (a cursor from elsewhere): nothing')
+  const page = await app.sessionsRepository.listRevocations(40, 3)
+  t.same(page.revocations.map((revocation) => revocation.seq), [41, 42, 43], 'the limit holds on either path')
+})
+
+t.test('purging removes revocation records only below the oldest one in force', async (t) => {
+  const app = await build(t)
+  const sessions = await createSessions(app, 4)
+  for (const sessionId of sessions) await app.sessionsRepository.revoke(sessionId, 'logout')
+  const records = app.mongo.db!.collection('revocations')
+  const past = new Date(Date.now() - 1000)
+  // Expiry out of seq order (clocks of two replicas differ): 1 and 3 expired, 2 and 4 in force.
+  await records.updateMany({ seq: { $in: [1, 3] } }, { $set: { expiresAt: past } })
+  await app.sessionsRepository.purgeExpired()
+  t.same(await seqsOf(app), [2, 3, 4], 'only 1 goes; 3 waits for 2, unserved')
+  t.same((await app.sessionsRepository.listRevocations(0, 1000)).revocations.map((revocation) => revocation.seq), [2, 4])
+
+  await records.updateMany({}, { $set: { expiresAt: past } })
+  await app.sessionsRepository.purgeExpired()
+  t.same(await seqsOf(app), [4], 'all expired: the newest stays')
+  await app.sessionsRepository.revoke((await createSessions(app, 1))[0]!, 'logout')
+  t.same(await seqsOf(app), [4, 5])
 })

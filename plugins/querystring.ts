@@ -18,9 +18,19 @@ function addPair (query: ParsedQuery, name: string, value: string) {
  * property test compares the two. Each separator is searched for once, so a
  * long query of many pairs stays linear.
  */
+/**
+ * The parsed query's object, made as fast-querystring makes its own: it
+ * inherits from a prototype-less object, so `__proto__` or `constructor` in a
+ * query are plain keys. Object.create(null) would do the same, but V8 makes
+ * that a dictionary-mode object, and each key stored into it went through the
+ * runtime (~1.7 µs of CPU per GET /user/profile?secret_token=… under perf).
+ */
+const QueryObject = function () {} as unknown as new () => ParsedQuery
+QueryObject.prototype = Object.create(null)
+
 export function parseQueryString (input: string): ParsedQuery {
   if (input.indexOf('%') !== -1 || input.indexOf('+') !== -1) return parseWithDecoding(input) as ParsedQuery
-  const query: ParsedQuery = Object.create(null)
+  const query = new QueryObject()
   let equals = -1
   for (let start = 0; start <= input.length;) {
     let end = input.indexOf('&', start)

@@ -3,6 +3,8 @@ import { destination, type Bindings, type ChildLoggerOptions, type DestinationSt
 
 const REDACTED = '[REDACTED]'
 
+const SECRET_PARAM = 'secret_token'
+
 /**
  * Replaces the value of every `secret_token` query parameter, however its name
  * is percent-encoded, so the access token never reaches a log line.
@@ -10,6 +12,34 @@ const REDACTED = '[REDACTED]'
 export function redactUrl (url: string): string {
   const queryStart = url.indexOf('?')
   if (queryStart === -1) return url
+  if (url.indexOf('%', queryStart) === -1 && url.indexOf('+', queryStart) === -1) return redactPlainQuery(url, queryStart)
+  return redactEncodedQuery(url, queryStart)
+}
+
+/**
+ * redactUrl for a query with nothing encoded, where a parameter is
+ * `secret_token` only as written: found with indexOf, without splitting the
+ * query into an array and decoding every name (~2 µs of a line at `info`
+ * for GET /user/profile?secret_token=…). A property test holds it to
+ * redactEncodedQuery's result.
+ */
+export function redactPlainQuery (url: string, queryStart: number): string {
+  let redacted = ''
+  let copiedUpTo = 0
+  for (let start = queryStart + 1; start <= url.length;) {
+    let end = url.indexOf('&', start)
+    if (end === -1) end = url.length
+    const nameEnd = start + SECRET_PARAM.length
+    if (url.startsWith(SECRET_PARAM, start) && (nameEnd === end || url.charCodeAt(nameEnd) === 61 /* = */)) {
+      redacted += `${url.slice(copiedUpTo, start)}${SECRET_PARAM}=${REDACTED}`
+      copiedUpTo = end
+    }
+    start = end + 1
+  }
+  return copiedUpTo === 0 ? url : redacted + url.slice(copiedUpTo)
+}
+
+export function redactEncodedQuery (url: string, queryStart: number): string {
   const params = url.slice(queryStart + 1).split('&').map((param) => {
     const separator = param.indexOf('=')
     const rawName = separator === -1 ? param : param.slice(0, separator)
@@ -19,7 +49,7 @@ export function redactUrl (url: string): string {
     } catch {
       // An undecodable name cannot be `secret_token` as Fastify parses it either.
     }
-    return name === 'secret_token' ? `${rawName}=${REDACTED}` : param
+    return name === SECRET_PARAM ? `${rawName}=${REDACTED}` : param
   })
   return `${url.slice(0, queryStart)}?${params.join('&')}`
 }

@@ -2,7 +2,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { pino } from 'pino'
-import { logDestination, redactUrl } from '../../plugins/logger.js'
+import fc from 'fast-check'
+import { logDestination, redactEncodedQuery, redactPlainQuery, redactUrl } from '../../plugins/logger.js'
 
 t.test('redactUrl replaces every secret_token value and keeps the rest', async (t) => {
   t.equal(redactUrl('/user/profile'), '/user/profile')
@@ -13,6 +14,22 @@ t.test('redactUrl replaces every secret_token value and keeps the rest', async (
   t.equal(redactUrl('/p?secret_token'), '/p?secret_token=[REDACTED]')
   t.equal(redactUrl('/p?%E0%A4%A=1&secret_token=x'), '/p?%E0%A4%A=1&secret_token=[REDACTED]', 'an undecodable name is kept as is')
   t.equal(redactUrl('/p?secret_tokens=x'), '/p?secret_tokens=x', 'other names are untouched')
+})
+
+t.test('redactUrl\'s path for queries with nothing encoded gives the general path\'s result', async (t) => {
+  const piece = fc.oneof(
+    fc.constantFrom('&', '=', '&&', '==', 'secret_token', 'secret_token=', 'secret_tokens', 'xsecret_token', 'secret_toke', '?', '#', 'a', ''),
+    fc.string({ maxLength: 6 }).filter((text) => !text.includes('%') && !text.includes('+'))
+  )
+  const urls = fc.tuple(fc.constantFrom('/user/profile', '/p', '/'), fc.array(piece, { maxLength: 10 })).map(([path, pieces]) => `${path}?${pieces.join('')}`)
+  let redactions = 0
+  fc.assert(fc.property(urls, (url) => {
+    const queryStart = url.indexOf('?')
+    const plain = redactPlainQuery(url, queryStart)
+    if (plain !== url) redactions++
+    return plain === redactEncodedQuery(url, queryStart) && redactUrl(url) === plain
+  }), { numRuns: 5000 })
+  t.ok(redactions > 100, `the generated URLs include ones to redact (${redactions})`)
 })
 
 t.test('the log destination writes whole UTF-8 lines in order, and serves flush() and a fatal line', async (t) => {

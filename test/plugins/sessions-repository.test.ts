@@ -74,14 +74,22 @@ async function seqsOf (app: FastifyInstance): Promise<number[]> {
 
 t.test('replicas on one database hand out gapless seqs, however far behind one replica is', async (t) => {
   const databaseUrl = await freshDatabaseUrl()
-  const replicaA = await build(t, { env: { MONGODB_URL: databaseUrl } })
+  // A's driver reports its commands, to count what finding the latest seq costs.
+  const replicaA = await build(t, { env: { MONGODB_URL: `${databaseUrl}?monitorCommands=true` } })
   const replicaB = await build(t, { env: { MONGODB_URL: databaseUrl } })
   const sessions = await createSessions(replicaA, 40)
+  const revocationCommands: string[] = []
+  replicaA.mongo.client.on('commandStarted', (event) => {
+    if (event.command[event.commandName] === 'revocations') revocationCommands.push(event.commandName)
+  })
 
   t.ok(await replicaA.sessionsRepository.revoke(sessions[0]!, 'logout'))
   // A saw seq 1; B then writes 2..14, so A's next seq is found by doubling past 14 and bisecting back.
   for (const sessionId of sessions.slice(1, 14)) t.ok(await replicaB.sessionsRepository.revoke(sessionId, 'logout'))
+  revocationCommands.length = 0
   t.ok(await replicaA.sessionsRepository.revoke(sessions[14]!, 'logout'))
+  // 1 and 2, then 3, 5, 9 and 17 (absent), then 13, 15 and 14: nine lookups and the insert.
+  t.ok(revocationCommands.length <= 10, `A found 15 in a few lookups, not a retry per missed seq (${revocationCommands.join()})`)
   t.same(await seqsOf(replicaA), Array.from({ length: 15 }, (_, i) => i + 1), 'A took 15, after B\'s 14')
 
   // Both replicas at once, each with its own idea of the latest seq.

@@ -39,6 +39,7 @@ export function redactPlainQuery (url: string, queryStart: number): string {
   return copiedUpTo === 0 ? url : redacted + url.slice(copiedUpTo)
 }
 
+/** redactUrl for any query: each name decoded as Fastify's parser decodes it. */
 export function redactEncodedQuery (url: string, queryStart: number): string {
   const params = url.slice(queryStart + 1).split('&').map((param) => {
     const separator = param.indexOf('=')

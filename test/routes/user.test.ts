@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { SignJWT, importPKCS8, type CryptoKey } from 'jose'
 import { ObjectId } from 'mongodb'
-import { build, registerUser, TEST_SIGNING_KEY } from '../helper.js'
+import { build, decodeClaims, registerUser, TEST_SIGNING_KEY } from '../helper.js'
 import { generateSigningKey } from '../../keys.js'
 
 const signingKey = await importPKCS8(TEST_SIGNING_KEY.privateKeyPem, 'EdDSA')
@@ -178,11 +178,14 @@ t.test('validation runs before authentication: a bad querystring without a token
 })
 
 t.test('the verified-token cache never keeps a token past its expiry', async (t) => {
-  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '1', JWT_VERIFY_CACHE_SIZE: '100' } })
+  // `exp` is whole seconds after a whole-second `iat`: a TTL of 3 s leaves the token
+  // valid for 2 to 3 s, enough for the two requests below on a slow machine (1 s was not).
+  const app = await build(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '3', JWT_VERIFY_CACHE_SIZE: '100' } })
   const user = await registerUser(app)
   t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200)
   t.equal((await user.inject({ method: 'GET', url: '/user/profile' })).statusCode, 200, 'served from the cache')
-  await new Promise((resolve) => setTimeout(resolve, 2100))
+  const expiresAtMs = (decodeClaims(user.token).exp as number) * 1000
+  await new Promise((resolve) => setTimeout(resolve, expiresAtMs - Date.now() + 100))
   const expired = await user.inject({ method: 'GET', url: '/user/profile' })
   t.equal(expired.statusCode, 401)
   t.equal(expired.json().code, 'TOKEN_EXPIRED')

@@ -51,7 +51,8 @@ t.test('a fresh token verifies, with typed claims', async (t) => {
 })
 
 t.test('tampered, expired, foreign and malformed tokens are refused with typed errors', async (t) => {
-  const { app, url } = await startService(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '1' } })
+  // A TTL of 3 s leaves the token 2 to 3 s (whole-second iat and exp) for the checks before it expires.
+  const { app, url } = await startService(t, { env: { ACCESS_TOKEN_TTL_SECONDS: '3' } })
   const user = await registerUser(app)
   const verifier = verifierFor(t, url, { clockToleranceSeconds: 0 })
   const [header, payload, signature] = user.token.split('.') as [string, string, string]
@@ -70,7 +71,7 @@ t.test('tampered, expired, foreign and malformed tokens are refused with typed e
   const stranger = await importPKCS8(generateSigningKey('EdDSA').privateKeyPem, 'EdDSA')
   await t.rejects(verifier.verify(await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid: 'forged' }).sign(stranger)), UnknownKeyError, 'unknown kid')
 
-  await sleep(2100)
+  await sleep(claims.exp * 1000 - Date.now() + 100)
   const expired = await verifier.verify(user.token).catch((error: unknown) => error)
   t.ok(expired instanceof TokenExpiredError, 'expired')
   t.ok(expired instanceof VerificationError, 'all refusals share a base class')

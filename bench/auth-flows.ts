@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import bcrypt from 'bcrypt'
 import { availableParallelism } from 'node:os'
-import { LOAD_CPUS, cores, databaseUrl, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
+import { LOAD_CPUS, callJson, cores, databaseUrl, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6)
@@ -37,11 +37,6 @@ function bcryptBound (seconds: number): Promise<number> {
   })
 }
 
-async function post (url: string, body: unknown) {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  return { status: response.status, body: await response.json() as Record<string, unknown> }
-}
-
 function loginLua (emails: string[]): string {
   return `local emails = {${emails.map((email) => `"${email}"`).join(',')}}
 local i = 0
@@ -64,8 +59,8 @@ end`
 /** Clients each following their own session's rotation chain, as many as `clients`, for `seconds`. */
 async function refreshThroughput (server: RunningServer, emails: string[], clients: number, seconds: number): Promise<number> {
   const chains = await Promise.all(Array.from({ length: clients }, async (_, i) => {
-    const login = await post(`${server.url}/login`, { email: emails[i % emails.length], password: 'a password for the bench' })
-    return login.body.refreshToken as string
+    const login = await callJson(server.url, 'POST', '/login', { email: emails[i % emails.length], password: 'a password for the bench' })
+    return login.body.refreshToken!
   }))
   let done = 0
   const until = Date.now() + seconds * 1000
@@ -73,9 +68,9 @@ async function refreshThroughput (server: RunningServer, emails: string[], clien
   await Promise.all(chains.map(async (first) => {
     let token = first
     while (Date.now() < until) {
-      const response = await post(`${server.url}/token/refresh`, { refreshToken: token })
+      const response = await callJson(server.url, 'POST', '/token/refresh', { refreshToken: token })
       if (response.status !== 200) throw new Error(`refresh answered ${response.status}`)
-      token = response.body.refreshToken as string
+      token = response.body.refreshToken!
       done++
     }
   }))
@@ -91,7 +86,7 @@ const server = await startServer({
 }, { cpus: undefined })
 
 const emails = Array.from({ length: 40 }, (_, i) => `bench-login-${i}@example.com`)
-await Promise.all(emails.map((email) => post(`${server.url}/signup`, { email, password: 'a password for the bench' })))
+await Promise.all(emails.map((email) => callJson(server.url, 'POST', '/signup', { email, password: 'a password for the bench' })))
 
 // 1. login vs bcrypt, alternating.
 const bound: number[] = []
@@ -142,7 +137,7 @@ for (const algorithm of ALGORITHMS) {
   const algorithmSetup = await signingSetup(algorithm)
   const algorithmServer = await startServer({ ...algorithmSetup.env, MONGODB_URL: databaseUrl(), BCRYPT_COST: '10' }, { cpus: undefined })
   const users = Array.from({ length: 16 }, (_, i) => `bench-refresh-${algorithm}-${i}@example.com`)
-  await Promise.all(users.map((email) => post(`${algorithmServer.url}/signup`, { email, password: 'a password for the bench' })))
+  await Promise.all(users.map((email) => callJson(algorithmServer.url, 'POST', '/signup', { email, password: 'a password for the bench' })))
   await refreshThroughput(algorithmServer, users, 16, 2)
   const perSecond: number[] = []
   for (let round = 0; round < ROUNDS; round++) perSecond.push(await refreshThroughput(algorithmServer, users, 16, SECONDS))

@@ -125,6 +125,18 @@ export async function wrk (url: string, options: { lua: string, connections: num
   }
 }
 
+/** One request to a running server: its status, its JSON body ({} when empty) and how long it took. */
+export async function callJson<Body = Record<string, string>> (baseUrl: string, method: string, path: string, body?: unknown, token?: string) {
+  const started = performance.now()
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) })
+  })
+  const text = await response.text()
+  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as Body, ms: performance.now() - started }
+}
+
 export async function requireWrk () {
   try {
     await run('wrk', ['--version']).catch((error: { stdout?: string }) => { if (!error.stdout?.includes('wrk')) throw error })

@@ -5,7 +5,7 @@
 // so 10,000 records are ~11 logouts a second.
 // Usage: MONGODB_URL=… npm run bench:revocations   (BENCH_SIZES, BENCH_SAMPLES)
 import { MongoClient, ObjectId } from 'mongodb'
-import { databaseUrl, median, startServer, table } from './lib.js'
+import { callJson, databaseUrl, median, startServer, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const SIZES = (process.env.BENCH_SIZES ?? '0,1000,10000').split(',').map(Number)
@@ -18,16 +18,7 @@ const revocations = client.db().collection('revocations')
 const server = await startServer({ ...(await signingSetup('EdDSA')).env, MONGODB_URL: mongodbUrl, BCRYPT_COST: '10' })
 console.log(`# revocation feed: Node ${process.version}, ${SAMPLES} samples per figure, database ${new URL(mongodbUrl).host}`)
 
-async function call (method: string, path: string, body?: unknown) {
-  const started = performance.now()
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  })
-  const text = await response.text()
-  return { status: response.status, json: () => JSON.parse(text) as Record<string, unknown>, ms: performance.now() - started }
-}
+const call = <Body = Record<string, string>>(method: string, path: string, body?: unknown) => callJson<Body>(server.url, method, path, body)
 
 const email = `revocations-${Date.now()}@example.com`
 if ((await call('POST', '/signup', { email, password: PASSWORD })).status !== 201) throw new Error('signup failed')
@@ -51,7 +42,7 @@ for (const size of SIZES) {
   const refreshTokens: string[] = []
   for (let i = 0; i <= SAMPLES; i++) {
     const login = await call('POST', '/login', { email, password: PASSWORD })
-    refreshTokens.push(login.json().refreshToken as string)
+    refreshTokens.push(login.body.refreshToken!)
   }
   // The first logout after a restart or a pause may take a slower path; it is not a sample.
   await call('POST', '/logout', { refreshToken: refreshTokens.pop() })
@@ -63,11 +54,11 @@ for (const size of SIZES) {
   }
   const first = await call('GET', '/revocations')
   // The first poll is a page (up to 1,000); the end is where a poll brings nothing.
-  let cursor = first.json().cursor as string
+  let cursor = first.body.cursor!
   for (;;) {
-    const page = (await call('GET', `/revocations?since=${cursor}`)).json()
-    if ((page.revoked as unknown[]).length === 0) break
-    cursor = page.cursor as string
+    const page = (await call<{ revoked: unknown[], cursor: string }>('GET', `/revocations?since=${cursor}`)).body
+    if (page.revoked.length === 0) break
+    cursor = page.cursor
   }
   const upToDate: number[] = []
   for (let i = 0; i < SAMPLES; i++) upToDate.push((await call('GET', `/revocations?since=${cursor}`)).ms)

@@ -1,7 +1,7 @@
 // A mixed load (signups, logins, refreshes, profile reads, logouts) against the
 // compiled server for SOAK_SECONDS (default 300), sampling throughput, errors,
 // RSS and heap every 10 s. Usage: MONGODB_URL=… npm run bench:soak
-import { databaseUrl, machineLine, startServer, table } from './lib.js'
+import { callJson, databaseUrl, machineLine, startServer, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 300)
@@ -16,15 +16,7 @@ console.log(`# soak: ${machineLine()}; ${USERS} virtual users, ${SECONDS} s, bcr
 const counts = { signup: 0, login: 0, refresh: 0, profile: 0, logout: 0, errors: 0 }
 const errorsByKind = new Map<string, number>()
 
-async function call (method: string, path: string, body?: unknown, token?: string) {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) })
-  })
-  const text = await response.text()
-  return { status: response.status, body: text === '' ? {} : JSON.parse(text) as Record<string, string> }
-}
+const call = (method: string, path: string, body?: unknown, token?: string) => callJson(server.url, method, path, body, token)
 
 function expect (kind: string, status: number, expected: number) {
   if (status === expected) return true

@@ -10,7 +10,7 @@
 //        (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHM, BENCH_LOG_LEVEL, BENCH_TOKEN_IN=header|query)
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { databaseUrl, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk } from './lib.js'
+import { databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk } from './lib.js'
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
@@ -63,3 +63,4 @@ rows.push(['median', '', '', median(ratios).toFixed(3), 'B/A:', median(cpuRatios
 
 console.log(table(['round', 'A req/s', 'B req/s', 'B/A', 'A CPU µs/req', 'B CPU µs/req'], rows))
 console.log('B/A > 1: B serves more; the last column\'s median is B\'s CPU per request over A\'s (< 1: B is cheaper)')
+await dropBenchDatabases()

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process'
 import bcrypt from 'bcrypt'
 import { availableParallelism } from 'node:os'
-import { LOAD_CPUS, callJson, cores, databaseUrl, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
+import { LOAD_CPUS, callJson, cores, databaseUrl, dropBenchDatabases, median, requireWrk, startServer, table, tokenRotationLua, wrk, type RunningServer } from './lib.js'
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6)
@@ -160,3 +160,4 @@ for (const cost of [10, 11, 12]) {
 }
 console.log('')
 console.log(table(['bcrypt cost', 'ms per hash (one core)'], costRows))
+await dropBenchDatabases()

@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { MongoClient } from 'mongodb'
 
 const run = promisify(execFile)
 export const root = fileURLToPath(new URL('..', import.meta.url))
@@ -14,6 +15,9 @@ export const cores = availableParallelism()
 export const SERVER_CPUS = cores >= 2 ? '0' : undefined
 export const LOAD_CPUS = cores >= 2 ? '1' : undefined
 
+const benchDatabases: string[] = []
+
+/** A fresh database on the test server for this run; dropBenchDatabases() removes it at the end. */
 export function databaseUrl (): string {
   const base = process.env.MONGODB_URL
   if (base === undefined || base === '') {
@@ -22,7 +26,20 @@ export function databaseUrl (): string {
   }
   const url = new URL(base)
   url.pathname = `/bench_${randomBytes(4).toString('hex')}`
+  benchDatabases.push(url.toString())
   return url.toString()
+}
+
+/** Drops every database databaseUrl() handed out, so runs leave nothing behind on the test server. */
+export async function dropBenchDatabases () {
+  for (const url of benchDatabases.splice(0)) {
+    const client = await MongoClient.connect(url, { serverSelectionTimeoutMS: 5000 })
+    try {
+      await client.db().dropDatabase()
+    } finally {
+      await client.close()
+    }
+  }
 }
 
 export async function freePort (): Promise<number> {

@@ -3,7 +3,7 @@
 // For each algorithm, with and without the verified-token cache.
 // Usage: MONGODB_URL=… npm run bench:profile   (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHMS, BENCH_LOG_LEVEL)
 import { join } from 'node:path'
-import { databaseUrl, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
+import { databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
 import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
@@ -70,3 +70,4 @@ for (const algorithm of ALGORITHMS) {
 }
 console.log(table(['algorithm', 'cache', 'ceiling req/s', 'header req/s', 'ratio', 'query req/s', 'ratio', 'header p99 ms', 'peak RSS MiB'], rows))
 console.log('ratio = profile / mean of the bare Fastify runs just before and after it, median over the rounds; goal ≥ 0.85')
+await dropBenchDatabases()

@@ -5,7 +5,7 @@
 // so 10,000 records are ~11 logouts a second.
 // Usage: MONGODB_URL=… npm run bench:revocations   (BENCH_SIZES, BENCH_SAMPLES)
 import { MongoClient, ObjectId } from 'mongodb'
-import { callJson, databaseUrl, median, startServer, table } from './lib.js'
+import { callJson, databaseUrl, dropBenchDatabases, median, startServer, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const SIZES = (process.env.BENCH_SIZES ?? '0,1000,10000').split(',').map(Number)
@@ -71,5 +71,5 @@ for (const size of SIZES) {
 console.log(table(['records', 'logout ms', 'poll, nothing new ms', 'poll, 10 new ms', 'first poll (a page of 1,000) ms'], rows))
 console.log('median latency of one request at a time, over HTTP on this machine')
 await server.stop()
-await client.db().dropDatabase()
 await client.close()
+await dropBenchDatabases()

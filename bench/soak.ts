@@ -1,7 +1,7 @@
 // A mixed load (signups, logins, refreshes, profile reads, logouts) against the
 // compiled server for SOAK_SECONDS (default 300), sampling throughput, errors,
 // RSS and heap every 10 s. Usage: MONGODB_URL=… npm run bench:soak
-import { callJson, databaseUrl, machineLine, startServer, table } from './lib.js'
+import { callJson, databaseUrl, dropBenchDatabases, machineLine, startServer, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 300)
@@ -84,3 +84,4 @@ if (steady.length >= 2) {
   const rss = steady.map((row) => Number(row[3]))
   console.log(`RSS over the last two thirds: ${Math.min(...rss).toFixed(1)}–${Math.max(...rss).toFixed(1)} MiB (first ${rss[0]!.toFixed(1)}, last ${rss.at(-1)!.toFixed(1)})`)
 }
+await dropBenchDatabases()

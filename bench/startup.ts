@@ -5,7 +5,7 @@
 // Usage: MONGODB_URL=… npm run bench:startup   (BENCH_STARTS)
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import { SERVER_CPUS, databaseUrl, freePort, machineLine, median, pinned, root, table } from './lib.js'
+import { SERVER_CPUS, databaseUrl, dropBenchDatabases, freePort, machineLine, median, pinned, root, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 7)
@@ -73,3 +73,4 @@ console.log(table(['process', 'to listening ms', 'to ready ms'], [
   ['auth-service', median(service.map((start) => start.listeningMs)), median(service.map((start) => start.readyMs))]
 ]))
 console.log('ready = /health/ready answers 200 (database connected, indexes exist)')
+await dropBenchDatabases()

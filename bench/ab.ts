@@ -10,15 +10,10 @@
 //        (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHM, BENCH_LOG_LEVEL, BENCH_TOKEN_IN=header|query)
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk } from './lib.js'
-import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
+import { benchSettings, databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, startServer, table, tokenRotationLua, wrk } from './lib.js'
+import { signingSetup, tokenPool } from './tokens.js'
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
-const CONNECTIONS = 50
-const ALGORITHM = (process.env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm
-const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn'
-const TOKEN_IN = process.env.BENCH_TOKEN_IN === 'query' ? 'query' : 'header'
+const { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, algorithm: ALGORITHM, logLevel: LOG_LEVEL, tokenIn: TOKEN_IN } = benchSettings({ seconds: 4, rounds: 8 })
 const scriptA = process.env.BENCH_A
 const scriptB = process.env.BENCH_B ?? 'dist/server.js'
 if (scriptA === undefined) {

@@ -9,15 +9,10 @@
 //   profile / bare    bench:profile's ratio
 // Usage: MONGODB_URL=… npm run bench:ceilings   (BENCH_SECONDS, BENCH_ROUNDS, BENCH_ALGORITHM, BENCH_LOG_LEVEL, BENCH_TOKEN_IN)
 import { join } from 'node:path'
-import { databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
-import { signingSetup, tokenPool, type BenchAlgorithm } from './tokens.js'
+import { benchSettings, databaseUrl, dropBenchDatabases, machineLine, median, requireWrk, root, startServer, table, tokenRotationLua, wrk } from './lib.js'
+import { signingSetup, tokenPool } from './tokens.js'
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
-const CONNECTIONS = 50
-const ALGORITHM = (process.env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm
-const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'warn'
-const TOKEN_IN = process.env.BENCH_TOKEN_IN === 'query' ? 'query' : 'header'
+const { seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, algorithm: ALGORITHM, logLevel: LOG_LEVEL, tokenIn: TOKEN_IN } = benchSettings({ seconds: 3, rounds: 6 })
 
 await requireWrk()
 console.log(`# profile vs two ceilings: ${machineLine()}; ${ALGORITHM}, cache on, token in the ${TOKEN_IN}, LOG_LEVEL=${LOG_LEVEL}, ${CONNECTIONS} connections, ${SECONDS} s × ${ROUNDS} rounds`)

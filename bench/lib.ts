@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { MongoClient } from 'mongodb'
+import type { BenchAlgorithm } from './tokens.js'
 
 const run = promisify(execFile)
 export const root = fileURLToPath(new URL('..', import.meta.url))
@@ -125,6 +126,19 @@ function toMs (value: string): number {
   if (!match) return Number.NaN
   const number = Number(match[1])
   return match[2] === 'us' ? number / 1000 : match[2] === 's' ? number * 1000 : number
+}
+
+/** The run settings the profile benchmarks share, from BENCH_* variables, with a script's own defaults. */
+export function benchSettings (defaults: { seconds: number, rounds: number }) {
+  const env = process.env
+  return {
+    seconds: Number(env.BENCH_SECONDS ?? defaults.seconds),
+    rounds: Number(env.BENCH_ROUNDS ?? defaults.rounds),
+    connections: 50,
+    algorithm: (env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm,
+    logLevel: env.BENCH_LOG_LEVEL ?? 'warn',
+    tokenIn: env.BENCH_TOKEN_IN === 'query' ? 'query' as const : 'header' as const
+  }
 }
 
 /** Runs wrk (Debian package `wrk`) with a Lua script on the load core and parses its report. */

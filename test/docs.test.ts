@@ -10,7 +10,7 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.match(document.openapi, /^3\./)
 
   const committed = JSON.parse(await readFile(new URL('../openapi.json', import.meta.url), 'utf8'))
-  t.same(document, committed, 'the served document is the committed openapi.json (whose routes test/openapi.test.ts checks against API.md)')
+  t.same(document, committed, 'the served document is the committed openapi.json (whose routes test/openapi.test.ts checks against docs/api-contract.md)')
   const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort()
   t.same(statuses('/login', 'post'), ['200', '400', '401', '413', '415', '429', '500', '503'])
   t.match(document.paths['/token/refresh'].post.responses['401'].description, /REFRESH_TOKEN_REUSED/)

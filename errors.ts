@@ -29,6 +29,8 @@ export const InvalidCurrentPasswordError = createError('INVALID_CURRENT_PASSWORD
 
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many failed logins for this account; retry later', 429)
 
+export const FragmentInRequestTargetError = createError('INVALID_REQUEST_TARGET', 'The request target must not contain a fragment (#)', 400)
+
 export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued', 400)
 
 export const ErrorCodes = {

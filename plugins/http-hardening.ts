@@ -4,6 +4,7 @@ import helmet from 'helmet'
 import fastifyCors from '@fastify/cors'
 import fastifyUnderPressure from '@fastify/under-pressure'
 import type { FastifyInstance } from 'fastify'
+import { FragmentInRequestTargetError } from '../errors.js'
 
 export interface HttpHardeningOptions {
   corsOrigins: string[]
@@ -50,9 +51,11 @@ function apiSecurityHeaders (): Record<string, string> {
  */
 async function httpHardeningPlugin (fastify: FastifyInstance, options: HttpHardeningOptions) {
   const securityHeaders = apiSecurityHeaders()
-  fastify.addHook('onRequest', function addSecurityHeaders (_request, reply, done) {
+  fastify.addHook('onRequest', function addSecurityHeaders (request, reply, done) {
     reply.headers(securityHeaders)
-    done()
+    // Clients never send a fragment; the router would cut the path at `#` and
+    // read what follows as a query, so a token there would open the route.
+    done(request.url.includes('#') ? new FragmentInRequestTargetError() : undefined)
   })
   if (options.corsOrigins.length > 0) {
     await fastify.register(fastifyCors, { origin: options.corsOrigins, methods: ['GET', 'POST', 'PUT', 'DELETE'], maxAge: 600 })

@@ -7,9 +7,17 @@ const SECRET_PARAM = 'secret_token'
 
 /**
  * Replaces the value of every `secret_token` query parameter, however its name
- * is percent-encoded, so the access token never reaches a log line.
+ * is percent-encoded, and everything after a `#` (refused, but still logged),
+ * so the access token never reaches a log line.
  */
-export function redactUrl (url: string): string {
+export function redactUrl (target: string): string {
+  const fragmentStart = target.indexOf('#')
+  const url = fragmentStart === -1 ? target : target.slice(0, fragmentStart)
+  const fragment = fragmentStart === -1 ? '' : `#${REDACTED}`
+  return redactQuery(url) + fragment
+}
+
+function redactQuery (url: string): string {
   const queryStart = url.indexOf('?')
   if (queryStart === -1) return url
   if (url.indexOf('%', queryStart) === -1 && url.indexOf('+', queryStart) === -1) return redactPlainQuery(url, queryStart)

@@ -1,5 +1,6 @@
+import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
-import { build, registerUser } from './helper.js'
+import { build, logCapture, registerUser } from './helper.js'
 
 t.test('responses carry the security headers of a JSON API, and nothing browser-document-only', async (t) => {
   const app = await build(t)
@@ -70,4 +71,32 @@ t.test('while the event loop is overloaded requests get 503, liveness stays 200,
     recovered = await user.inject({ method: 'GET', url: '/user/profile' })
   }
   t.equal(recovered.statusCode, 200, 'once the loop is responsive again, requests are served')
+})
+
+/** Sends one raw HTTP/1.1 request (the target exactly as given) and returns the status line's code. */
+async function rawRequestStatus (port: number, target: string): Promise<number> {
+  const socket = connect(port, '127.0.0.1')
+  socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+  let response = ''
+  for await (const chunk of socket) response += String(chunk)
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1])
+}
+
+t.test('review finding 1: a # in the request target is a 400, and nothing after it is read or logged', async (t) => {
+  const logs = logCapture()
+  const app = await build(t, { env: { LOG_LEVEL: 'info' }, logStream: logs })
+  const user = await registerUser(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const [, , signature] = user.token.split('.') as [string, string, string]
+
+  t.equal(await rawRequestStatus(port, `/user/profile#secret_token=${user.token}`), 400, 'a token in a fragment opens nothing')
+  t.equal(await rawRequestStatus(port, `/user/profile?x=1#secret_token=${user.token}`), 400, 'nor after a query')
+  t.equal(await rawRequestStatus(port, `/nowhere#secret_token=${user.token}`), 400, 'nor on an unknown route')
+  t.equal(await rawRequestStatus(port, `/user/profile?secret_token=${user.token}`), 200, 'the query parameter still works')
+
+  const lines = logs.lines().filter((line) => line.includes('"req"'))
+  t.ok(lines.length >= 4, `every request was logged (${lines.length} lines)`)
+  for (const line of lines) t.notOk(line.includes(signature), 'no line carries the token')
+  t.ok(lines.some((line) => line.includes('/user/profile#[REDACTED]')), 'the fragment is replaced in the log')
 })

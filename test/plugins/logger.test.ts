@@ -14,12 +14,15 @@ t.test('redactUrl replaces every secret_token value and keeps the rest', async (
   t.equal(redactUrl('/p?secret_token'), '/p?secret_token=[REDACTED]')
   t.equal(redactUrl('/p?%E0%A4%A=1&secret_token=x'), '/p?%E0%A4%A=1&secret_token=[REDACTED]', 'an undecodable name is kept as is')
   t.equal(redactUrl('/p?secret_tokens=x'), '/p?secret_tokens=x', 'other names are untouched')
+  t.equal(redactUrl('/p#secret_token=x'), '/p#[REDACTED]', 'everything after a # goes (review finding 1)')
+  t.equal(redactUrl('/p?secret_token=x#y'), '/p?secret_token=[REDACTED]#[REDACTED]')
+  t.equal(redactUrl('/p?a=1#?secret_token=x'), '/p?a=1#[REDACTED]')
 })
 
 t.test('redactUrl\'s path for queries with nothing encoded gives the general path\'s result', async (t) => {
   const piece = fc.oneof(
-    fc.constantFrom('&', '=', '&&', '==', 'secret_token', 'secret_token=', 'secret_tokens', 'xsecret_token', 'secret_toke', '?', '#', 'a', ''),
-    fc.string({ maxLength: 6 }).filter((text) => !text.includes('%') && !text.includes('+'))
+    fc.constantFrom('&', '=', '&&', '==', 'secret_token', 'secret_token=', 'secret_tokens', 'xsecret_token', 'secret_toke', '?', 'a', ''),
+    fc.string({ maxLength: 6 }).filter((text) => !text.includes('%') && !text.includes('+') && !text.includes('#'))
   )
   const urls = fc.tuple(fc.constantFrom('/user/profile', '/p', '/'), fc.array(piece, { maxLength: 10 })).map(([path, pieces]) => `${path}?${pieces.join('')}`)
   let redactions = 0

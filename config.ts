@@ -44,6 +44,7 @@ export interface Config {
     ipMax: number
     emailWindowSeconds: number
     emailMax: number
+    accountMax: number
     redisUrl?: string
     redisKeyPrefix: string
   }
@@ -119,6 +120,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       ipMax: env.RATE_LIMIT_IP_MAX,
       emailWindowSeconds: env.RATE_LIMIT_EMAIL_WINDOW_SECONDS,
       emailMax: env.RATE_LIMIT_EMAIL_MAX,
+      accountMax: env.RATE_LIMIT_ACCOUNT_MAX ?? 10 * env.RATE_LIMIT_EMAIL_MAX,
       ...(env.REDIS_URL === undefined ? {} : { redisUrl: env.REDIS_URL }),
       redisKeyPrefix: env.REDIS_KEY_PREFIX
     },

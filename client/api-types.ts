@@ -378,7 +378,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Too many requests from this client, or too many failed logins for this email; see Retry-After. Codes: `RATE_LIMITED`. */
+                /** @description Too many requests from this client, or too many failed attempts at this account (from this address, or from all); see Retry-After. Codes: `RATE_LIMITED`. */
                 429: {
                     headers: {
                         [name: string]: unknown;
@@ -1010,7 +1010,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Too many requests from this client; see the Retry-After header. Codes: `RATE_LIMITED`. */
+                /** @description Too many requests from this client, or too many wrong current passwords for this account; see Retry-After. Codes: `RATE_LIMITED`. */
                 429: {
                     headers: {
                         [name: string]: unknown;

@@ -7,7 +7,7 @@ export type AuthEvent =
   | { event: 'signup', outcome: 'success' | 'email_taken', userId?: string }
   | { event: 'login', outcome: 'success' | 'invalid_credentials' | 'rate_limited', userId?: string, sessionId?: string }
   | { event: 'refresh', outcome: 'rotated' | 'grace' | 'reuse_detected' | 'invalid' | 'session_expired', userId?: string, sessionId?: string }
-  | { event: 'password_change', outcome: 'success' | 'invalid_current_password', userId: string, revokedSessions?: number }
+  | { event: 'password_change', outcome: 'success' | 'invalid_current_password' | 'rate_limited', userId: string, revokedSessions?: number }
   | { event: 'logout', outcome: 'success', sessionId: string }
   | { event: 'session_revoked', outcome: 'by_user', userId: string, sessionId?: string, revokedSessions?: number }
 

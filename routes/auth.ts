@@ -88,16 +88,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         200: LoginResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
-        429: errorResponse('Too many requests from this client, or too many failed logins for this email; see Retry-After.', ['RATE_LIMITED']),
+        429: errorResponse('Too many requests from this client, or too many failed attempts at this account (from this address, or from all); see Retry-After.', ['RATE_LIMITED']),
         ...BodyRouteResponses
       }
     }
   }, async function login (request, reply) {
     const { email, password } = request.body
-    const retryAfter = await fastify.failedLogins.retryAfterSeconds(request)
-    if (retryAfter > 0) {
+    const attempt = await fastify.failedLogins.start(request, email)
+    if (attempt.retryAfterSeconds > 0) {
       fastify.recordAuthEvent(request, { event: 'login', outcome: 'rate_limited' })
-      reply.header('retry-after', String(retryAfter))
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
       throw new RateLimitedError()
     }
     const user = await fastify.usersRepository.findByEmail(email)
@@ -105,10 +105,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       ? { matches: await fastify.passwordHasher.verifyAgainstDummy(password), needsRehash: false }
       : await fastify.passwordHasher.verify(password, user.passwordHash)
     if (user === null || !matches) {
-      await fastify.failedLogins.record(request)
       fastify.recordAuthEvent(request, { event: 'login', outcome: 'invalid_credentials', ...(user ? { userId: user.id } : {}) })
       throw new InvalidCredentialsError()
     }
+    await attempt.succeeded()
     if (needsRehash) {
       await fastify.usersRepository.updatePasswordHash(user.id, await fastify.passwordHasher.hash(password))
       request.log.info({ event: 'password_rehash', userId: user.id }, 'password hash upgraded to the configured cost')

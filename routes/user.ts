@@ -1,11 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { AccessTokenClaims } from '../plugins/jwt.js'
-import { InvalidCurrentPasswordError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
+import { InvalidCurrentPasswordError, RateLimitedError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
   BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse,
-  TooManyRequestsResponse, UnauthorizedResponse, errorResponse
+  UnauthorizedResponse, errorResponse
 } from '../schemas/common.js'
 import {
   AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema,
@@ -155,7 +155,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
         400: BadRequestResponse,
         401: errorResponse('Invalid access token, ended session, or wrong current password.',
           ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
-        429: TooManyRequestsResponse,
+        429: errorResponse('Too many requests from this client, or too many wrong current passwords for this account; see Retry-After.', ['RATE_LIMITED']),
         ...BodyRouteResponses
       }
     }
@@ -163,11 +163,19 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     const { sub: userId, sid: sessionId } = request.user
     const user = await fastify.usersRepository.findById(userId)
     if (user === null) throw new SessionRevokedError()
+    // Guesses with a stolen access token count against the account like failed logins.
+    const attempt = await fastify.failedLogins.start(request, user.email)
+    if (attempt.retryAfterSeconds > 0) {
+      fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'rate_limited', userId })
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
+      throw new RateLimitedError()
+    }
     const { matches } = await fastify.passwordHasher.verify(request.body.currentPassword, user.passwordHash)
     if (!matches) {
       fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'invalid_current_password', userId })
       throw new InvalidCurrentPasswordError()
     }
+    await attempt.succeeded()
     await fastify.usersRepository.updatePasswordHash(userId, await fastify.passwordHasher.hash(request.body.newPassword))
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', sessionId)
     fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'success', userId, revokedSessions: revoked })

@@ -34,6 +34,8 @@ interface SessionDocument {
   expiresAt: Date
   userAgent: string
   ip: string
+  /** The user's credentials version at login (absent on sessions older than it). */
+  credentialsVersion?: string
 }
 
 interface RefreshTokenDocument {
@@ -89,15 +91,18 @@ export interface SessionsRepository {
   ensureIndexes: () => Promise<void>
   /** How expired documents go away: a TTL index, or (where refused) the purge timer. Undefined until decided. */
   readonly expiryMode: ExpiryMode | undefined
-  create: (session: { userId: string, email: string, userAgent: string, ip: string }) => Promise<{ session: SessionRecord, refreshToken: string }>
+  create: (session: { userId: string, email: string, credentialsVersion: string, userAgent: string, ip: string }) => Promise<{ session: SessionRecord, refreshToken: string }>
   rotate: (refreshToken: string) => Promise<RotationResult>
   findSessionIdByRefreshToken: (refreshToken: string) => Promise<string | null>
   findLive: (userId: string, sessionId: string) => Promise<SessionRecord | null>
   listLive: (userId: string) => Promise<SessionRecord[]>
   /** Revokes a session; true when this call is the one that ended it. */
   revoke: (sessionId: string, reason: RevocationReason) => Promise<boolean>
-  /** Revokes every session of a user, but `exceptSessionId`; returns how many this call ended. */
-  revokeAllOfUser: (userId: string, reason: RevocationReason, exceptSessionId?: string) => Promise<number>
+  /**
+   * Revokes every session of a user, but `exceptSessionId` and those created
+   * under `keepCredentialsVersion` (logins with the new password); returns how many this call ended.
+   */
+  revokeAllOfUser: (userId: string, reason: RevocationReason, keep?: { exceptSessionId?: string, keepCredentialsVersion?: string }) => Promise<number>
   /** Still-relevant revocations with `seq` above `afterSeq`, in feed order; and the feed's latest seq. */
   listRevocations: (afterSeq: number, limit: number) => Promise<{ revocations: RevocationRecord[], latestSeq: number }>
   purgeExpired: () => Promise<void>
@@ -333,7 +338,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     get expiryMode () { return expiryMode },
     ensureIndexes,
 
-    create: mapDatabaseErrors(async ({ userId, email, userAgent, ip }) => {
+    create: mapDatabaseErrors(async ({ userId, email, credentialsVersion, userAgent, ip }) => {
       await ensureIndexes()
       const now = new Date()
       const document: SessionDocument = {
@@ -344,7 +349,8 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
         lastUsedAt: now,
         expiresAt: new Date(now.getTime() + options.ttlSeconds * 1000),
         userAgent,
-        ip
+        ip,
+        credentialsVersion
       }
       const refreshToken = newRefreshToken()
       // Token first: should the session insert fail, an orphan token leads nowhere.
@@ -411,12 +417,15 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
 
     revoke: mapDatabaseErrors(revoke),
 
-    revokeAllOfUser: mapDatabaseErrors(async (userId: string, reason: RevocationReason, exceptSessionId?: string) => {
-      const owned = await sessions.find({ userId: new ObjectId(userId) }, { projection: { _id: 1 } }).toArray()
+    revokeAllOfUser: mapDatabaseErrors(async (userId: string, reason: RevocationReason, keep: { exceptSessionId?: string, keepCredentialsVersion?: string } = {}) => {
+      const filter = keep.keepCredentialsVersion === undefined
+        ? { userId: new ObjectId(userId) }
+        : { userId: new ObjectId(userId), credentialsVersion: { $ne: keep.keepCredentialsVersion } }
+      const owned = await sessions.find(filter, { projection: { _id: 1 } }).toArray()
       let revoked = 0
       for (const { _id } of owned) {
         const sessionId = _id.toHexString()
-        if (sessionId !== exceptSessionId && await revoke(sessionId, reason)) revoked += 1
+        if (sessionId !== keep.exceptSessionId && await revoke(sessionId, reason)) revoked += 1
       }
       return revoked
     }),

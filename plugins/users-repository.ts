@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { MongoServerError, ObjectId, type Collection } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
@@ -8,6 +9,8 @@ interface UserDocument {
   _id: ObjectId
   email: string
   passwordHash: string
+  /** Changes with the password; absent on accounts whose password never changed since it was introduced. */
+  credentialsVersion?: string
   createdAt: Date
   updatedAt: Date
 }
@@ -16,6 +19,13 @@ export interface UserRecord {
   id: string
   email: string
   passwordHash: string
+  /**
+   * A random value replaced by every password change: a session records the
+   * one it was created under, so a change ends exactly the sessions created
+   * under an earlier password, and a login can tell that the password it
+   * checked was changed meanwhile.
+   */
+  credentialsVersion: string
   createdAt: Date
 }
 
@@ -26,7 +36,10 @@ export interface UsersRepository {
   create: (user: { email: string, passwordHash: string }) => Promise<UserRecord>
   findByEmail: (email: string) => Promise<UserRecord | null>
   findById: (id: string) => Promise<UserRecord | null>
-  updatePasswordHash: (id: string, passwordHash: string) => Promise<void>
+  /** A new password: stores its hash and returns the new credentials version. */
+  changePassword: (id: string, passwordHash: string) => Promise<string>
+  /** The same password hashed at a higher cost; only while the stored hash is still `previousHash`, so a concurrent change wins. */
+  upgradePasswordHash: (id: string, previousHash: string, passwordHash: string) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -52,6 +65,7 @@ function toRecord (document: UserDocument): UserRecord {
     id: document._id.toHexString(),
     email: document.email,
     passwordHash: document.passwordHash,
+    credentialsVersion: document.credentialsVersion ?? '',
     createdAt: document.createdAt
   }
 }
@@ -97,8 +111,14 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       return document ? toRecord(document) : null
     }),
 
-    updatePasswordHash: mapDatabaseErrors(async (id: string, passwordHash: string) => {
-      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, updatedAt: new Date() } })
+    changePassword: mapDatabaseErrors(async (id: string, passwordHash: string) => {
+      const credentialsVersion = randomBytes(12).toString('base64url')
+      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, credentialsVersion, updatedAt: new Date() } })
+      return credentialsVersion
+    }),
+
+    upgradePasswordHash: mapDatabaseErrors(async (id: string, previousHash: string, passwordHash: string) => {
+      await users.updateOne({ _id: new ObjectId(id), passwordHash: previousHash }, { $set: { passwordHash, updatedAt: new Date() } })
     })
   }
 }

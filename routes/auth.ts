@@ -110,15 +110,25 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     }
     await attempt.succeeded()
     if (needsRehash) {
-      await fastify.usersRepository.updatePasswordHash(user.id, await fastify.passwordHasher.hash(password))
+      await fastify.usersRepository.upgradePasswordHash(user.id, user.passwordHash, await fastify.passwordHasher.hash(password))
       request.log.info({ event: 'password_rehash', userId: user.id }, 'password hash upgraded to the configured cost')
     }
     const { session, refreshToken } = await fastify.sessionsRepository.create({
       userId: user.id,
       email: user.email,
+      credentialsVersion: user.credentialsVersion,
       userAgent: (request.headers['user-agent'] ?? '').slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     })
+    // The password was checked against what was read before the comparison.
+    // A change committed since then may have swept the sessions before this
+    // one existed: read again, now that it does, and end it if so.
+    const current = await fastify.usersRepository.findById(user.id)
+    if (current === null || current.credentialsVersion !== user.credentialsVersion) {
+      await fastify.sessionsRepository.revoke(session.id, 'password_changed')
+      fastify.recordAuthEvent(request, { event: 'login', outcome: 'invalid_credentials', userId: user.id })
+      throw new InvalidCredentialsError()
+    }
     fastify.recordAuthEvent(request, { event: 'login', outcome: 'success', userId: user.id, sessionId: session.id })
     return tokensFor(fastify, session, refreshToken)
   })

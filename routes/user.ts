@@ -176,8 +176,11 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       throw new InvalidCurrentPasswordError()
     }
     await attempt.succeeded()
-    await fastify.usersRepository.updatePasswordHash(userId, await fastify.passwordHasher.hash(request.body.newPassword))
-    const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', sessionId)
+    const credentialsVersion = await fastify.usersRepository.changePassword(userId, await fastify.passwordHasher.hash(request.body.newPassword))
+    // Every session created under an earlier password ends, but this one. A
+    // login that checked the old password and creates its session after this
+    // sweep sees the new version when it reads the user again, and ends itself.
+    const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', { exceptSessionId: sessionId, keepCredentialsVersion: credentialsVersion })
     fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'success', userId, revokedSessions: revoked })
     return reply.code(204).send(null)
   })

@@ -50,3 +50,47 @@ t.test('revoking every session while they refresh: no session survives the revok
     t.equal(await app.mongo.db!.collection('refresh_tokens').countDocuments({ sessionId: { $in: sessions.map((session) => new app.mongo.ObjectId(session.sessionId)) } }), 0, 'nor any of their tokens')
   }
 })
+
+t.test('review finding 4: a login that checked the old password while it was being changed never yields a session that outlives the change', async (t) => {
+  const app = await build(t)
+  let survivors = 0
+  let raced = 0
+  for (let round = 0; round < 6; round++) {
+    const user = await registerUser(app, { password: 'the password before' })
+    const oldCredentials = { email: user.email, password: 'the password before' }
+    const state = { changed: false }
+    const change = user.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: 'the password before', newPassword: 'the password after' } })
+      .then((response) => { state.changed = true; return response })
+    // Logins with the old password keep starting until the change has answered.
+    const logins: Array<Promise<{ statusCode: number, refreshToken?: string }>> = []
+    while (!state.changed) {
+      logins.push(app.inject({ method: 'POST', url: '/login', payload: oldCredentials })
+        .then((response) => ({ statusCode: response.statusCode, refreshToken: response.statusCode === 200 ? response.json().refreshToken as string : undefined })))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    t.equal((await change).statusCode, 204, `round ${round}: the change succeeded`)
+    const answered = await Promise.all(logins)
+    t.ok(answered.every((login) => [200, 401].includes(login.statusCode)), `round ${round}: logins answer 200 or 401`)
+    for (const login of answered) {
+      if (login.refreshToken === undefined) continue
+      raced += 1
+      if ((await refresh(app, login.refreshToken)).statusCode === 200) survivors += 1
+    }
+    const sessions = await user.inject({ method: 'GET', url: '/user/sessions' })
+    t.same(sessions.json().sessions.map((session: { id: string }) => session.id), [user.sessionId], `round ${round}: only the changer's session is listed`)
+  }
+  t.ok(raced > 0, `logins with the old password succeeded during the changes (${raced})`)
+  t.equal(survivors, 0, 'none of their sessions outlives the change')
+})
+
+t.test('a login\'s hash upgrade never overwrites a password changed meanwhile', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app, { password: 'the password before' })
+  const before = (await app.usersRepository.findById(user.id))!
+  const version = await app.usersRepository.changePassword(user.id, await app.passwordHasher.hash('the password after'))
+  t.not(version, before.credentialsVersion, 'a change makes a new credentials version')
+  // What a login that read the old hash before the change would write next.
+  await app.usersRepository.upgradePasswordHash(user.id, before.passwordHash, await app.passwordHasher.hash('the password before'))
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'the password before' } })).statusCode, 401, 'the old password stays dead')
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'the password after' } })).statusCode, 200)
+})

@@ -63,7 +63,7 @@ t.test('purgeExpired deletes expired sessions, refresh tokens and revocation rec
 /** Sessions of one user, created through the repository (no bcrypt: these tests are about the feed). */
 async function createSessions (app: FastifyInstance, count: number): Promise<string[]> {
   const userId = new ObjectId().toHexString()
-  const created = await Promise.all(Array.from({ length: count }, () => app.sessionsRepository.create({ userId, email: 'feed@example.com', userAgent: 'test', ip: '127.0.0.1' })))
+  const created = await Promise.all(Array.from({ length: count }, () => app.sessionsRepository.create({ userId, email: 'feed@example.com', credentialsVersion: '', userAgent: 'test', ip: '127.0.0.1' })))
   return created.map(({ session }) => session.id)
 }
 

@@ -162,7 +162,7 @@ export interface paths {
                          */
                         email: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         password: string;
@@ -175,7 +175,7 @@ export interface paths {
                          */
                         email: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         password: string;
@@ -301,7 +301,7 @@ export interface paths {
                          */
                         email: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         password: string;
@@ -314,7 +314,7 @@ export interface paths {
                          */
                         email: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         password: string;
@@ -951,7 +951,7 @@ export interface paths {
                     "application/json": {
                         currentPassword: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         newPassword: string;
@@ -959,7 +959,7 @@ export interface paths {
                     "application/x-www-form-urlencoded": {
                         currentPassword: string;
                         /**
-                         * @description At least 8 characters and at most 72 bytes in UTF-8; no NUL character.
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
                          * @example correct horse battery staple
                          */
                         newPassword: string;

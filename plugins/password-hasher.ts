@@ -3,11 +3,13 @@ import bcrypt from 'bcrypt'
 import type { FastifyInstance } from 'fastify'
 
 export interface PasswordHasher {
-  /** bcrypt hash at the configured cost (async: runs on the libuv pool). */
+  /** bcrypt hash of the password in Unicode NFC, at the configured cost (async: runs on the libuv pool). */
   hash: (password: string) => Promise<string>
   /**
-   * Compares a password with a stored hash. `needsRehash` is true when the
-   * hash was made with a lower cost than configured.
+   * Compares a password, in NFC, with a stored hash. `needsRehash` is true
+   * when the hash was made with a lower cost than configured, or from the
+   * password as typed in another normalisation form (hashes made before
+   * passwords were normalised keep working, and are replaced at the next login).
    */
   verify: (password: string, hash: string) => Promise<{ matches: boolean, needsRehash: boolean }>
   /**
@@ -33,14 +35,17 @@ export function createPasswordHasher ({ cost }: PasswordHasherOptions): Password
   let dummyHash: Promise<string> | undefined
 
   return {
-    hash: (password) => bcrypt.hash(password, cost),
+    hash: (password) => bcrypt.hash(password.normalize('NFC'), cost),
     async verify (password, hash) {
-      const matches = await bcrypt.compare(password, hash)
-      return { matches, needsRehash: matches && bcrypt.getRounds(hash) < cost }
+      const normalised = password.normalize('NFC')
+      if (await bcrypt.compare(normalised, hash)) return { matches: true, needsRehash: bcrypt.getRounds(hash) < cost }
+      // The same characters typed as composed or decomposed are one password.
+      const matchesAsTyped = normalised !== password && await bcrypt.compare(password, hash)
+      return { matches: matchesAsTyped, needsRehash: matchesAsTyped }
     },
     async verifyAgainstDummy (password) {
       dummyHash ??= bcrypt.hash('not-a-real-password', cost)
-      await bcrypt.compare(password, await dummyHash)
+      await bcrypt.compare(password.normalize('NFC'), await dummyHash)
       return false
     }
   }

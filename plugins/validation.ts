@@ -5,7 +5,8 @@ type Ajv = AjvCompiler.Ajv
 
 /**
  * Adds the `x-max-bytes` keyword: a UTF-8 byte limit for strings, which
- * `maxLength` (it counts characters) cannot express.
+ * `maxLength` (it counts characters) cannot express, measured on the Unicode
+ * NFC form (the form passwords are hashed in).
  */
 function maxBytesKeyword (ajv: Ajv): Ajv {
   return ajv.addKeyword({
@@ -13,7 +14,7 @@ function maxBytesKeyword (ajv: Ajv): Ajv {
     type: 'string',
     schemaType: 'number',
     error: { message: ({ schemaCode }) => `must NOT be longer than ${String(schemaCode)} bytes in UTF-8` },
-    validate: (maxBytes: number, data: string) => Buffer.byteLength(data) <= maxBytes
+    validate: (maxBytes: number, data: string) => Buffer.byteLength(data.normalize('NFC')) <= maxBytes
   })
 }
 

@@ -9,16 +9,32 @@ export const EmailSchema = Type.String({
   examples: ['ann@example.com']
 })
 
+/**
+ * NUL is refused: bcrypt treats "\0" like "", a trap nobody types on purpose.
+ * Lone surrogates are refused: they are no characters, and UTF-8 encoding
+ * turns each into U+FFFD, so different ones would be one password. (Ajv
+ * compiles patterns with the `u` flag: the class matches only unpaired halves.)
+ */
+const PASSWORD_CHARACTERS = '^[^\\u0000\\ud800-\\udfff]*$'
+
 export const PasswordSchema = Type.String({
   minLength: 8,
   maxLength: MAX_PASSWORD_BYTES,
-  // Enforced by the Ajv keyword of the same name (plugins/validation.ts): bcrypt
-  // reads only 72 bytes, and a longer password is refused, never silently cut.
+  // Enforced by the Ajv keyword of the same name (plugins/validation.ts), on
+  // the NFC form that is hashed: bcrypt reads only 72 bytes, and a longer
+  // password is refused, never silently cut.
   'x-max-bytes': MAX_PASSWORD_BYTES,
-  // NUL is refused: bcrypt treats "\0" like "", a trap nobody types on purpose.
-  pattern: '^[^\\u0000]*$',
-  description: `At least 8 characters and at most ${MAX_PASSWORD_BYTES} bytes in UTF-8; no NUL character.`,
+  pattern: PASSWORD_CHARACTERS,
+  description: `At least 8 characters and at most ${MAX_PASSWORD_BYTES} bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.`,
   examples: ['correct horse battery staple']
+})
+
+/** A password to check rather than to set: any length the hasher can compare, the same characters. */
+export const PasswordToCheckSchema = Type.String({
+  minLength: 1,
+  maxLength: MAX_PASSWORD_BYTES,
+  'x-max-bytes': MAX_PASSWORD_BYTES,
+  pattern: PASSWORD_CHARACTERS
 })
 
 export const ObjectIdSchema = Type.String({ pattern: '^[0-9a-f]{24}$', description: 'A 24-character hex id.' })

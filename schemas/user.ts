@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { PasswordSchema, MAX_PASSWORD_BYTES, UserSchema } from './common.js'
+import { PasswordSchema, PasswordToCheckSchema, UserSchema } from './common.js'
 
 // A protected GET route must declare `secret_token`, or validation would not
 // know it and the token could not be read from the query string.
@@ -36,7 +36,7 @@ export const SessionParamsSchema = Type.Object({
 export type SessionParams = Static<typeof SessionParamsSchema>
 
 export const ChangePasswordBodySchema = Type.Object({
-  currentPassword: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_BYTES, 'x-max-bytes': MAX_PASSWORD_BYTES }),
+  currentPassword: PasswordToCheckSchema,
   newPassword: PasswordSchema
 }, { additionalProperties: false, title: 'ChangePassword' })
 export type ChangePasswordBody = Static<typeof ChangePasswordBodySchema>

@@ -252,3 +252,44 @@ t.test('a hash made with a lower cost is upgraded at the next successful login',
   const again = await stricter.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: user.password } })
   t.equal(again.statusCode, 200, 'the upgraded hash still logs in')
 })
+
+t.test('review finding 8: a password typed in another Unicode normalisation form is the same password', async (t) => {
+  const app = await build(t)
+  const composed = 'caf\u00e9-password'
+  const decomposed = 'cafe\u0301-password'
+  const user = await registerUser(app, { password: composed })
+  const typedDecomposed = await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: decomposed } })
+  t.equal(typedDecomposed.statusCode, 200, 'signed up in NFC, logs in typed in NFD')
+
+  const other = await registerUser(app, { password: decomposed })
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: other.email, password: composed } })).statusCode, 200, 'and the other way round')
+  const change = await other.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: composed, newPassword: 'an\u0303o-nuevo-password' } })
+  t.equal(change.statusCode, 204, 'the current password is compared in NFC too')
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: other.email, password: 'a\u00f1o-nuevo-password' } })).statusCode, 200, 'and the new one is stored in NFC')
+})
+
+t.test('review finding 8: a hash of a password stored before normalisation keeps working, and is replaced by its NFC hash', async (t) => {
+  const app = await build(t)
+  const decomposed = 'cafe\u0301-password'
+  const user = await registerUser(app, { password: 'placeholder password' })
+  // What the service stored before passwords were normalised: the hash of the form as typed.
+  await app.mongo.db!.collection('users').updateOne({ _id: new app.mongo.ObjectId(user.id) }, { $set: { passwordHash: await bcrypt.hash(decomposed, 4) } })
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: decomposed } })).statusCode, 200)
+  const stored = await app.usersRepository.findById(user.id)
+  t.ok(await bcrypt.compare(decomposed.normalize('NFC'), stored!.passwordHash), 'rehashed from the NFC form')
+  t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'caf\u00e9-password' } })).statusCode, 200, 'so the composed form works now too')
+})
+
+t.test('review finding 8: lone surrogates in a password are refused with 400', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  for (const password of ['abcdefgh\ud800', 'abcdefgh\udfff', '\udc00abcdefgh']) {
+    const signup = await app.inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password } })
+    t.equal(signup.statusCode, 400, `signup: ${JSON.stringify(password)}`)
+    t.equal(signup.json().code, 'FST_ERR_VALIDATION')
+    t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password } })).statusCode, 400, 'login')
+    t.equal((await user.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: password, newPassword: 'fine new password' } })).statusCode, 400, 'current password')
+  }
+  const astral = 'emoji \ud83d\ude00 password'
+  t.equal((await app.inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password: astral } })).statusCode, 201, 'a surrogate pair (one character) is fine')
+})

@@ -31,7 +31,7 @@ export const RateLimitedError = createError('RATE_LIMITED', 'Too many failed log
 
 export const FragmentInRequestTargetError = createError('INVALID_REQUEST_TARGET', 'The request target must not contain a fragment (#)', 400)
 
-export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued', 400)
+export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued, or the feed has not reached it; poll without a cursor to start over', 400)
 
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',

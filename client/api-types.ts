@@ -548,7 +548,7 @@ export interface paths {
         put?: never;
         /**
          * End the session of a refresh token
-         * @description Revokes the session: its refresh tokens stop working at once. Access tokens already issued stay valid until they expire, except for services that follow GET /revocations. Idempotent: an unknown or already revoked token also answers 204.
+         * @description Revokes the session: its refresh tokens stop working at once. Access tokens already issued stay valid until they expire, except for services that follow GET /revocations. Idempotent: an unknown or already revoked token, whatever its shape, also answers 204 (RFC 7009 2.2); 400 only for a missing or non-string refreshToken.
          */
         post: {
             parameters: {
@@ -560,11 +560,11 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description An opaque refresh token (256 random bits, base64url). */
+                        /** @description The refresh token of the session to end; any string (an unknown one changes nothing). */
                         refreshToken: string;
                     };
                     "application/x-www-form-urlencoded": {
-                        /** @description An opaque refresh token (256 random bits, base64url). */
+                        /** @description The refresh token of the session to end; any string (an unknown one changes nothing). */
                         refreshToken: string;
                     };
                 };
@@ -1146,7 +1146,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Malformed query or cursor. Codes: `FST_ERR_VALIDATION`, `INVALID_CURSOR`. */
+                /** @description Malformed query, or a cursor this service did not issue or that is ahead of the feed (start over without `since`). Codes: `FST_ERR_VALIDATION`, `INVALID_CURSOR`. */
                 400: {
                     headers: {
                         [name: string]: unknown;

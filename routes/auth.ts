@@ -5,7 +5,7 @@ import {
   EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
 } from '../errors.js'
 import type { SessionRecord } from '../plugins/sessions-repository.js'
-import { CredentialsSchema, LoginResponseSchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
+import { CredentialsSchema, LoginResponseSchema, LogoutBodySchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
 import { BadRequestResponse, BodyRouteResponses, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
 
 /**
@@ -173,9 +173,9 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
     schema: {
       tags: ['accounts'],
       summary: 'End the session of a refresh token',
-      description: 'Revokes the session: its refresh tokens stop working at once. Access tokens already issued stay valid until they expire, except for services that follow GET /revocations. Idempotent: an unknown or already revoked token also answers 204.',
+      description: 'Revokes the session: its refresh tokens stop working at once. Access tokens already issued stay valid until they expire, except for services that follow GET /revocations. Idempotent: an unknown or already revoked token, whatever its shape, also answers 204 (RFC 7009 2.2); 400 only for a missing or non-string refreshToken.',
       consumes,
-      body: RefreshTokenBodySchema,
+      body: LogoutBodySchema,
       response: {
         204: Type.Null({ description: 'The session is over (or never existed).' }),
         400: BadRequestResponse,

@@ -10,10 +10,13 @@ function encodeCursor (seq: number): string {
   return Buffer.from(`${CURSOR_PREFIX}${seq}`).toString('base64url')
 }
 
+const CURSOR = /^r1\.(0|[1-9]\d*)$/
+
+/** The seq of a cursor this service issued, exactly as it was issued; anything else is refused. */
 function decodeCursor (cursor: string): number {
-  const decoded = Buffer.from(cursor, 'base64url').toString()
-  const seq = decoded.startsWith(CURSOR_PREFIX) ? Number(decoded.slice(CURSOR_PREFIX.length)) : Number.NaN
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new InvalidCursorError()
+  const match = CURSOR.exec(Buffer.from(cursor, 'base64url').toString())
+  const seq = match === null ? Number.NaN : Number(match[1])
+  if (!Number.isSafeInteger(seq) || encodeCursor(seq) !== cursor) throw new InvalidCursorError()
   return seq
 }
 
@@ -26,7 +29,7 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
       querystring: RevocationsQuerySchema,
       response: {
         200: RevocationsResponseSchema,
-        400: errorResponse('Malformed query or cursor.', ['FST_ERR_VALIDATION', 'INVALID_CURSOR']),
+        400: errorResponse('Malformed query, or a cursor this service did not issue or that is ahead of the feed (start over without `since`).', ['FST_ERR_VALIDATION', 'INVALID_CURSOR']),
         500: InternalErrorResponse,
         503: ServiceUnavailableResponse
       }
@@ -34,6 +37,9 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
   }, async function revocations (request, reply) {
     const since = request.query.since === undefined ? 0 : decodeCursor(request.query.since)
     const { revocations, latestSeq } = await fastify.sessionsRepository.listRevocations(since, PAGE_SIZE)
+    // A cursor the feed has not reached (a database restored from a backup)
+    // would silently receive nothing forever: the consumer must start over.
+    if (since > latestSeq) throw new InvalidCursorError()
     // After the last entry returned; with none, where the caller stood, or (first poll) the feed's end.
     const last = revocations.at(-1)?.seq ?? (request.query.since === undefined ? latestSeq : since)
     // A feed must never be served stale by a cache in between.

@@ -31,3 +31,9 @@ export const RefreshTokenBodySchema = Type.Object({
   refreshToken: RefreshTokenSchema
 }, { additionalProperties: false, title: 'RefreshTokenBody' })
 export type RefreshTokenBody = Static<typeof RefreshTokenBodySchema>
+
+/** Logout takes any string: a token of another shape is simply not one of ours, and answers 204 (RFC 7009 2.2). */
+export const LogoutBodySchema = Type.Object({
+  refreshToken: Type.String({ description: 'The refresh token of the session to end; any string (an unknown one changes nothing).' })
+}, { additionalProperties: false, title: 'LogoutBody' })
+export type LogoutBody = Static<typeof LogoutBodySchema>

@@ -59,6 +59,27 @@ t.test('the feed is served uncached, and a forged cursor is a 400', async (t) =>
   }
 })
 
+t.test('review finding 10: only cursors exactly as issued are accepted, and one ahead of the feed is a 400', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  const feed = await poll(app)
+  const seq = Number(Buffer.from(feed.cursor, 'base64url').toString().slice(3))
+  t.ok(seq >= 1, `the feed has an entry (cursor at ${seq})`)
+  const encode = (text: string) => Buffer.from(text).toString('base64url')
+  for (const loose of ['r1.', `r1. ${seq}`, 'r1.1e0', 'r1.0x1', 'r1.01', `r1.+${seq}`, `r1.${seq}.0`, `r1.${seq} `, 'R1.1']) {
+    const response = await app.inject({ method: 'GET', url: `/revocations?since=${encode(loose)}` })
+    t.equal(response.statusCode, 400, JSON.stringify(loose))
+    t.equal(response.json().code, 'INVALID_CURSOR')
+  }
+  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${feed.cursor}=` })).statusCode, 400, 'padding or other bytes around a valid cursor')
+  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${encode('r1.0')}` })).statusCode, 200, 'the start of the feed is fine')
+  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${encode(`r1.${seq}`)}` })).statusCode, 200, 'and its end')
+  const ahead = await app.inject({ method: 'GET', url: `/revocations?since=${encode(`r1.${seq + 1}`)}` })
+  t.equal(ahead.statusCode, 400, 'a cursor past the end (a restored database) is refused, so the consumer starts over')
+  t.equal(ahead.json().code, 'INVALID_CURSOR')
+})
+
 t.test('a poller never misses a revocation written concurrently with its polls', async (t) => {
   const app = await build(t)
   const users = await Promise.all(Array.from({ length: 8 }, () => registerUser(app)))

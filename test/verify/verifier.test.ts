@@ -126,6 +126,25 @@ t.test('a verifier started after a revocation knows about it from its first poll
   await t.rejects(verifier.verify(user.token), TokenRevokedError)
 })
 
+t.test('a verifier whose cursor is ahead of the feed (the database was restored) reads the feed again from the start', async (t) => {
+  const before = await startService(t)
+  const verifier = verifierFor(t, before.url, { revocationsUrl: `${before.url}/revocations`, revocationsPollIntervalMs: 200 })
+  for (let i = 0; i < 3; i++) {
+    const user = await registerUser(before.app)
+    await before.app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  }
+  await verifier.ready()
+  await sleep(300)
+  const port = (before.app.server.address() as AddressInfo).port
+  await before.app.close()
+  // The same address now serves a feed that has not reached the verifier's cursor.
+  const { app: restored } = await startService(t, {}, port)
+  const user = await registerUser(restored)
+  await restored.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(500)
+  await t.rejects(verifier.verify(user.token), TokenRevokedError, 'the restored feed\'s revocation is known')
+})
+
 t.test('a flood of unknown kids does not hammer the auth service', async (t) => {
   const { app, url } = await startService(t)
   const user = await registerUser(app)

@@ -98,6 +98,11 @@ function createRevocationList (url: URL, intervalMs: number, onError: (error: un
       const pageUrl = new URL(url)
       if (cursor !== undefined) pageUrl.searchParams.set('since', cursor)
       const response = await fetch(pageUrl, { signal: AbortSignal.timeout(5000) })
+      if (response.status === 400 && cursor !== undefined && (await response.json() as { code?: unknown }).code === 'INVALID_CURSOR') {
+        // The feed is behind our cursor (its database was restored): read it whole again.
+        cursor = undefined
+        continue
+      }
       if (!response.ok) throw new Error(`revocation feed answered ${response.status}`)
       const page = await response.json() as RevocationsPage
       for (const entry of page.revoked) revoked.set(entry.sid, Date.parse(entry.expiresAt))

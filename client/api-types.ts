@@ -1108,7 +1108,7 @@ export interface paths {
         };
         /**
          * Sessions revoked since a cursor, for services that refuse revoked sessions' tokens before they expire
-         * @description Poll it (every few seconds) with the previous `cursor`. Each revoked session appears once, until the last access token it issued has expired. Without `since`: every still-relevant revocation.
+         * @description Poll it (every few seconds) with the previous `cursor`. Each revoked session appears once, until the last access token it issued has expired. Without `since`: every still-relevant revocation; such reads are rate-limited per address and may be up to a second old (their cursor still misses nothing).
          */
         get: {
             parameters: {
@@ -1148,6 +1148,15 @@ export interface paths {
                 };
                 /** @description Malformed query, or a cursor this service did not issue or that is ahead of the feed (start over without `since`). Codes: `FST_ERR_VALIDATION`, `INVALID_CURSOR`. */
                 400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client; see the Retry-After header. Codes: `RATE_LIMITED`. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -35,7 +35,8 @@ t.test('every revocation path appears in the feed once, with the expiry of its l
   }
   t.same((await poll(app, feed.cursor)).revoked, [], 'nothing new after the cursor')
   t.equal((await poll(app, feed.cursor)).cursor, feed.cursor, 'an empty poll keeps the cursor')
-  t.same((await poll(app)).revoked.map((entry) => entry.sid), sids, 'without a cursor: every still-relevant entry')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  t.same((await poll(app)).revoked.map((entry) => entry.sid), sids, 'without a cursor (a second later: a new snapshot): every still-relevant entry')
 })
 
 t.test('entries leave the feed once their access tokens have expired', async (t) => {
@@ -78,6 +79,29 @@ t.test('review finding 10: only cursors exactly as issued are accepted, and one 
   const ahead = await app.inject({ method: 'GET', url: `/revocations?since=${encode(`r1.${seq + 1}`)}` })
   t.equal(ahead.statusCode, 400, 'a cursor past the end (a restored database) is refused, so the consumer starts over')
   t.equal(ahead.json().code, 'INVALID_CURSOR')
+})
+
+t.test('review finding 11: reads without a cursor are limited per address and served from a one-second snapshot', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_IP_MAX: '3' } })
+  const first = await poll(app)
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  t.same(await poll(app), first, 'within the second, the whole feed is the same snapshot')
+  t.same((await poll(app, first.cursor)).revoked.map((entry) => entry.sid), [user.sessionId], 'and its cursor misses nothing written since')
+  t.equal((await app.inject({ method: 'GET', url: '/revocations' })).statusCode, 200, 'a third read')
+  const limited = await app.inject({ method: 'GET', url: '/revocations' })
+  t.equal(limited.statusCode, 429, 'the fourth read without a cursor in the window is refused')
+  t.equal(limited.json().code, 'RATE_LIMITED')
+  for (let i = 0; i < 5; i++) t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${first.cursor}` })).statusCode, 200, 'polls with a cursor are not limited')
+
+  const fresh = await build(t, { env: { RATE_LIMIT_IP_MAX: '100' } })
+  const before = await poll(fresh)
+  const other = await registerUser(fresh)
+  await fresh.inject({ method: 'POST', url: '/logout', payload: { refreshToken: other.refreshToken } })
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const after = await poll(fresh)
+  t.not(after.cursor, before.cursor, 'after the second, a new snapshot')
+  t.same(after.revoked.map((entry) => entry.sid), [other.sessionId])
 })
 
 t.test('a poller never misses a revocation written concurrently with its polls', async (t) => {

@@ -71,7 +71,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   // Bodies are JSON or urlencoded forms; anything else is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain')
 
-  app.register(errorHandler)
+  app.register(errorHandler, { realm: config.jwt.issuer })
   app.register(metrics)
   app.register(httpHardening, { corsOrigins: config.corsOrigins, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
   app.register(fastifyFormbody)

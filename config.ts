@@ -114,7 +114,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS
     },
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    corsOrigins: splitList(env.CORS_ORIGINS),
+    corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),
     rateLimit: {
       windowSeconds: env.RATE_LIMIT_WINDOW_SECONDS,
       ipMax: env.RATE_LIMIT_IP_MAX,
@@ -196,6 +196,21 @@ function loadKeyPairs (env: Env, algorithm: AsymmetricAlgorithm, isProduction: b
 
 function splitList (value: string): string[] {
   return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+}
+
+/** Each origin exactly as a browser sends it: scheme, host and port, nothing more. */
+function parseCorsOrigins (value: string): string[] {
+  const origins = splitList(value)
+  for (const origin of origins) {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(origin)
+    } catch {}
+    if (parsed === undefined || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError('Invalid configuration: CORS_ORIGINS must be comma-separated origins such as https://app.example.com (scheme, host and optional port; no path or trailing slash)')
+    }
+  }
+  return origins
 }
 
 function parseTrustProxy (value: string): boolean | number | string[] {

@@ -8,15 +8,34 @@ function errorBody (statusCode: number, code: string, message: string): ErrorBod
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 
+export interface ErrorHandlerOptions {
+  /** The realm of the `WWW-Authenticate` challenge on 401s (the token issuer). */
+  realm: string
+}
+
+/** RFC 6750 3.1: a token that was presented but is expired, revoked or invalid. */
+const INVALID_TOKEN_CODES = new Set(['TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED'])
+
+/**
+ * The challenge every 401 carries (RFC 9110 11.6.1): with `error="invalid_token"`
+ * when an access token was presented and refused (RFC 6750 3), plain when
+ * none was, or when what failed was a password or a refresh token.
+ */
+export function challengeFor (realm: string, code: string | undefined): string {
+  const challenge = `Bearer realm="${realm}"`
+  return code !== undefined && INVALID_TOKEN_CODES.has(code) ? `${challenge}, error="invalid_token"` : challenge
+}
+
 /**
  * One shape for every error: Fastify's `{ statusCode, code, error, message }`.
  * Client errors (ours, validation, body parsing) pass through as they are;
  * anything else is logged in full and answered with a 500 that says nothing
  * about the internals.
  */
-async function errorHandlerPlugin (fastify: FastifyInstance) {
+async function errorHandlerPlugin (fastify: FastifyInstance, options: ErrorHandlerOptions) {
   fastify.setErrorHandler(function handleError (error: FastifyError, request, reply) {
     const statusCode = error.statusCode ?? 500
+    if (statusCode === 401) reply.header('www-authenticate', challengeFor(options.realm, error.code))
     if (statusCode >= 400 && statusCode < 500) {
       request.log.info({ code: error.code, statusCode }, error.message)
       return reply.code(statusCode).send(errorBody(statusCode, error.code ?? STATUS_CODES[statusCode] ?? 'CLIENT_ERROR', error.message))

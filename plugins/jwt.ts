@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
 import { TokenError, createVerifier } from 'fast-jwt'
 import { LRUMap } from 'mnemonist'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import type { PublicJwk } from '../keys.js'
@@ -92,6 +92,26 @@ function headerOf (token: string): { kid?: unknown, alg?: unknown } {
  * @fastify/jwt's request.jwtVerify() rebuilt option objects and went through
  * callbacks and a key lookup on every request.
  */
+const OBJECT_ID = /^[0-9a-f]{24}$/
+/** How far ahead of this clock a token's `iat` may be (another replica's clock); beyond it the token is refused. */
+const IAT_CLOCK_TOLERANCE_MS = 5000
+
+/**
+ * Checks what the signature cannot: a token signed with the service's key
+ * but not minted by it (a `sub` or `sid` that is no id would reach the
+ * database as one), or one issued in the future (a wrong clock or a forgery
+ * made to outlive its key).
+ */
+function checkClaims (claims: AccessTokenClaims): AccessTokenClaims {
+  if (!OBJECT_ID.test(claims.sub) || !OBJECT_ID.test(claims.sid) || typeof claims.email !== 'string') {
+    throw new TokenError(TokenError.codes.invalidClaimValue, 'The token\'s subject or session is not an id this service issues')
+  }
+  if (typeof claims.iat !== 'number' || claims.iat * 1000 > Date.now() + IAT_CLOCK_TOLERANCE_MS) {
+    throw new TokenError(TokenError.codes.invalidClaimValue, 'The token was issued in the future')
+  }
+  return claims
+}
+
 function createSignatureVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
   const common = {
     allowedIss: options.issuer,
@@ -99,7 +119,8 @@ function createSignatureVerifier (options: JwtPluginOptions): (token: string) =>
     requiredClaims: ['sub', 'email', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
   }
   if (options.algorithm === 'HS256') {
-    return createVerifier({ ...common, key: options.secret!, algorithms: ['HS256'] }) as (token: string) => AccessTokenClaims
+    const verify = createVerifier({ ...common, key: options.secret!, algorithms: ['HS256'] }) as (token: string) => AccessTokenClaims
+    return (token: string) => checkClaims(verify(token))
   }
   const byKid = new Map(options.verificationKeys.map((key) => [
     key.kid,
@@ -109,7 +130,7 @@ function createSignatureVerifier (options: JwtPluginOptions): (token: string) =>
     const { kid } = headerOf(token)
     const verify = typeof kid === 'string' ? byKid.get(kid) : undefined
     if (verify === undefined) throw new TokenError(TokenError.codes.invalidKey, 'No verification key for this kid')
-    return verify(token)
+    return checkClaims(verify(token))
   }
 }
 
@@ -181,13 +202,12 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     const token = extractAccessToken(request)
     try {
       if (token === undefined) throw new TokenMissingError()
       request.user = verifyToken(token)
     } catch (error) {
-      reply.header('www-authenticate', `Bearer realm="${options.issuer}"`)
       if (error instanceof TokenMissingError) {
         // A malformed Authorization header is refused, never skipped for the query.
         throw request.headers.authorization === undefined ? error : new TokenInvalidError()

@@ -62,7 +62,7 @@ export const EnvSchema = Type.Object({
     default: 'false',
     description: 'Whether to believe X-Forwarded-For (client IP for rate limits and logs): `false`, `true` (any proxy), a hop count, or comma-separated proxy addresses/CIDRs. Leave `false` unless a proxy you control sets the header.'
   }),
-  CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated origins allowed to call the API from a browser; empty (default) disables CORS.' }),
+  CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated origins allowed to call the API from a browser (e.g. `https://app.example.com`: scheme, host, optional port); empty (default) disables CORS. Anything else stops start-up.' }),
   RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 60, description: 'Window of the per-IP limit on /signup, /login, /token/refresh and /user/password.' }),
   RATE_LIMIT_IP_MAX: Type.Integer({ minimum: 1, maximum: 1000000, default: 20, description: 'Requests per IP per window on each of those endpoints; more get 429 with Retry-After.' }),
   RATE_LIMIT_EMAIL_WINDOW_SECONDS: Type.Integer({ minimum: 1, maximum: 86400, default: 900, description: 'Window of the limits on failed attempts at an account\'s credentials (wrong passwords at /login and /user/password).' }),

@@ -143,4 +143,11 @@ t.test('TRUST_PROXY takes true, false, a hop count or proxy addresses; CORS_ORIG
   t.match(configError({ TRUST_PROXY: 'my-proxy.local' }), /^Invalid configuration: TRUST_PROXY must be/)
   t.same(loadConfig({}).corsOrigins, [])
   t.same(loadConfig({ CORS_ORIGINS: 'https://a.example, https://b.example' }).corsOrigins, ['https://a.example', 'https://b.example'])
+  t.same(loadConfig({ CORS_ORIGINS: 'http://localhost:5173' }).corsOrigins, ['http://localhost:5173'])
+})
+
+t.test('review finding 12: a CORS_ORIGINS entry that is not an origin stops start-up, naming the variable', async (t) => {
+  for (const value of ['not-a-url', 'https://a.example/', 'https://a.example/app', 'ftp://a.example', 'https://a.example, *', 'a.example']) {
+    t.match(configError({ CORS_ORIGINS: value }), /^Invalid configuration: CORS_ORIGINS must be/, value)
+  }
 })

@@ -190,3 +190,61 @@ t.test('the verified-token cache never keeps a token past its expiry', async (t)
   t.equal(expired.statusCode, 401)
   t.equal(expired.json().code, 'TOKEN_EXPIRED')
 })
+
+t.test('review finding 12: every 401 carries a Bearer challenge, with error="invalid_token" when a presented token was refused', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const challenge = (response: { headers: Record<string, unknown> }) => response.headers['www-authenticate']
+  const plain = 'Bearer realm="auth-service"'
+  const invalidToken = 'Bearer realm="auth-service", error="invalid_token"'
+
+  t.equal(challenge(await app.inject({ method: 'GET', url: '/user/profile' })), plain, 'no token: the plain challenge (RFC 6750 3.1)')
+  t.equal(challenge(await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${user.token}x` } })), invalidToken, 'TOKEN_INVALID')
+  const expired = await forge({ sub: user.id, email: user.email, sid: user.sessionId, jti: 'x' }, { expiresAt: Math.floor(Date.now() / 1000) - 60, notBefore: Math.floor(Date.now() / 1000) - 120 })
+  const expiredResponse = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${expired}` } })
+  t.equal(expiredResponse.json().code, 'TOKEN_EXPIRED')
+  t.equal(challenge(expiredResponse), invalidToken, 'TOKEN_EXPIRED')
+
+  const wrongLogin = await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'not the password' } })
+  t.equal(wrongLogin.json().code, 'INVALID_CREDENTIALS')
+  t.equal(challenge(wrongLogin), plain, 'INVALID_CREDENTIALS')
+  const wrongCurrent = await user.inject({ method: 'PUT', url: '/user/password', payload: { currentPassword: 'not the password', newPassword: 'a fine new password' } })
+  t.equal(wrongCurrent.json().code, 'INVALID_CURRENT_PASSWORD')
+  t.equal(challenge(wrongCurrent), plain, 'INVALID_CURRENT_PASSWORD')
+  const unknownRefresh = await app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken: 'B'.repeat(43) } })
+  t.equal(unknownRefresh.json().code, 'REFRESH_TOKEN_INVALID')
+  t.equal(challenge(unknownRefresh), plain, 'REFRESH_TOKEN_INVALID')
+
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  const revoked = await user.inject({ method: 'GET', url: '/user/sessions' })
+  t.equal(revoked.json().code, 'SESSION_REVOKED')
+  t.equal(challenge(revoked), invalidToken, 'SESSION_REVOKED')
+})
+
+t.test('review finding 12: a token whose sub or sid is not an id is a 401, not a 500', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  for (const claims of [
+    { sub: 'not-an-object-id', email: user.email, sid: user.sessionId, jti: 'a' },
+    { sub: user.id, email: user.email, sid: 'not-an-object-id', jti: 'b' },
+    { sub: user.id.toUpperCase(), email: user.email, sid: user.sessionId, jti: 'c' }
+  ]) {
+    const token = await forge(claims)
+    for (const url of ['/user/profile', '/user/sessions']) {
+      expectUnauthorized(t, await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } }), 'TOKEN_INVALID', `${url} with ${JSON.stringify(claims)}`)
+    }
+  }
+})
+
+t.test('review finding 12: a token issued in the future is refused beyond the clock tolerance', async (t) => {
+  const app = await build(t)
+  const user = await registerUser(app)
+  const now = Math.floor(Date.now() / 1000)
+  const issuedAt = async (iat: number) => new SignJWT({ sub: user.id, email: user.email, sid: user.sessionId, jti: `iat-${iat}` })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid })
+    .setIssuedAt(iat).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime(now + 600).sign(signingKey)
+  const future = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await issuedAt(now + 60)}` } })
+  expectUnauthorized(t, future, 'TOKEN_INVALID', 'iat a minute ahead')
+  const slightly = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await issuedAt(now + 2)}` } })
+  t.equal(slightly.statusCode, 200, 'a clock a second or two ahead is tolerated')
+})

@@ -201,6 +201,7 @@ t.test('the Fastify plugin: header or (opt-in) query token, 401 shapes, 503 with
   t.equal(refused.headers['www-authenticate'], 'Bearer')
   const expired = await headerOnly.inject({ method: 'GET', url: '/me', headers: { authorization: 'Bearer a.b.c' } })
   t.same(expired.json(), { statusCode: 401, code: 'TOKEN_INVALID', error: 'Unauthorized', message: 'The token is not a well-formed JWT' })
+  t.equal(expired.headers['www-authenticate'], 'Bearer error="invalid_token"', 'a refused token is an invalid_token challenge (RFC 6750 3)')
 
   const blind = await consumer({ jwksUrl: 'http://127.0.0.1:1/.well-known/jwks.json' })
   const unavailable = await blind.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.token}` } })

@@ -21,8 +21,10 @@ export interface AuthVerifyPluginOptions extends VerifierOptions {
 
 const BEARER = /^Bearer +([^\s]+)$/i
 
+/** RFC 6750 3: a refused token gets `error="invalid_token"`; a request without one, the plain challenge. */
 function unauthorized (reply: FastifyReply, code: string, message: string) {
-  return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, code, error: 'Unauthorized', message })
+  const challenge = code === 'TOKEN_MISSING' ? 'Bearer' : 'Bearer error="invalid_token"'
+  return reply.code(401).header('www-authenticate', challenge).send({ statusCode: 401, code, error: 'Unauthorized', message })
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { LRUMap } from 'mnemonist'
 import { MongoServerError, ObjectId, type Collection, type Db } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
@@ -47,8 +48,21 @@ interface RefreshTokenDocument {
   /** When it was issued: for a successor, the time of its parent's rotation. */
   issuedAt: Date
   expiresAt: Date
-  /** The token itself, AES-256-GCM under a key derived from the parent token; absent on a root. */
+  /**
+   * The token itself, AES-256-GCM under a key derived from the parent token,
+   * for the grace window only: removed when the token is rotated, or by the
+   * sealed-copy purge once `sealedUntil` has passed. Absent on a root.
+   */
   sealedToken?: string
+  sealedUntil?: Date
+}
+
+/** A successor whose rotation answered with an error (see rotateFrom): no client holds it. */
+interface UndeliveredTokenDocument {
+  /** The token's SHA-256, as in `refresh_tokens`. */
+  _id: string
+  sessionId: ObjectId
+  expiresAt: Date
 }
 
 interface RevocationDocument {
@@ -106,6 +120,10 @@ export interface SessionsRepository {
   /** Still-relevant revocations with `seq` above `afterSeq`, in feed order; and the feed's latest seq. */
   listRevocations: (afterSeq: number, limit: number) => Promise<{ revocations: RevocationRecord[], latestSeq: number }>
   purgeExpired: () => Promise<void>
+  /** Removes the sealed copies of successors whose grace window is over: no one may be handed them again. */
+  purgeSealedSuccessors: () => Promise<void>
+  /** Writes the pending `undelivered` marks (see rotate); throws while the database is down. */
+  markUndelivered: () => Promise<void>
 }
 
 declare module 'fastify' {
@@ -123,6 +141,9 @@ export interface SessionsRepositoryOptions {
 
 const DUPLICATE_KEY = 11000
 const MAX_SEQ_ATTEMPTS = 50
+/** Rounds of insert-or-resolve one rotation may take while concurrent retries withdraw and re-insert. */
+const MAX_ROTATION_ATTEMPTS = 4
+const MAX_UNDELIVERED_REMEMBERED = 10000
 /** A poll this close to the feed's end reads the new records by seq, not by a range query (see revocationsBySeq). */
 const NEWS_READ_BY_SEQ = 32
 const SEQ_LOOKUPS_AT_ONCE = 8
@@ -159,6 +180,9 @@ function unsealSuccessor (parentToken: string, sealedToken: string): string | nu
   }
 }
 
+/** A logout ended the session while it rotated: the new token was withdrawn. */
+class SessionEndedDuringRotation extends Error {}
+
 function isDuplicateKey (error: unknown): boolean {
   return error instanceof MongoServerError && error.code === DUPLICATE_KEY
 }
@@ -176,16 +200,19 @@ function toRecord (document: SessionDocument): SessionRecord {
   }
 }
 
-export function createSessionsRepository (db: Db, options: SessionsRepositoryOptions, hooks: { onPurgeTimerNeeded: () => void }): SessionsRepository {
+export function createSessionsRepository (db: Db, options: SessionsRepositoryOptions, hooks: { onPurgeTimerNeeded: () => void, onBestEffortFailure: (error: unknown) => void }): SessionsRepository {
   const sessions: Collection<SessionDocument> = db.collection('sessions')
   const tokens: Collection<RefreshTokenDocument> = db.collection('refresh_tokens')
   const revocations: Collection<RevocationDocument> = db.collection('revocations')
+  // Marks are inserted, never updated into the token document: on FerretDB a
+  // concurrent update of that document (the sealed-copy purge) could write it away.
+  const undeliveredTokens: Collection<UndeliveredTokenDocument> = db.collection('undelivered_refresh_tokens')
   const graceMs = options.refreshGraceSeconds * 1000
   let expiryMode: ExpiryMode | undefined
   let indexesCreated: Promise<void> | undefined
 
   /** A TTL index where the server has them; FerretDB refuses them (238), and then the purge timer does the job. */
-  async function createExpiryIndex (collection: Collection<SessionDocument> | Collection<RefreshTokenDocument>): Promise<ExpiryMode> {
+  async function createExpiryIndex (collection: Collection<SessionDocument> | Collection<RefreshTokenDocument> | Collection<UndeliveredTokenDocument>): Promise<ExpiryMode> {
     try {
       await collection.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'expiresAt_ttl' })
       return 'ttl-index'
@@ -202,12 +229,14 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     // Separate calls: a refused TTL index fails the whole createIndexes call on FerretDB.
     await tokens.createIndex({ parentHash: 1 }, { unique: true, name: 'parentHash_unique' })
     await tokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
+    await tokens.createIndex({ sealedUntil: 1 }, { name: 'sealedUntil' })
     await sessions.createIndex({ userId: 1 }, { name: 'userId' })
     await revocations.createIndex({ seq: 1 }, { unique: true, name: 'seq_unique' })
     // Revocations are purged by the timer only, never by a TTL index: the
     // newest record must survive, or its seq could be handed out again.
     await revocations.createIndex({ expiresAt: 1 }, { name: 'expiresAt' })
-    const modes = await Promise.all([sessions, tokens].map(createExpiryIndex))
+    await undeliveredTokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
+    const modes = await Promise.all([sessions, tokens, undeliveredTokens].map(createExpiryIndex))
     const mode = modes.includes('purge-timer') ? 'purge-timer' : 'ttl-index'
     if (expiryMode === undefined && mode === 'purge-timer') hooks.onPurgeTimerNeeded()
     expiryMode = mode
@@ -315,23 +344,109 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     await recordRevocation(session, reason)
     const { deletedCount } = await sessions.deleteOne({ _id })
     await tokens.deleteMany({ sessionId: _id })
+    await undeliveredTokens.deleteMany({ sessionId: _id })
     return deletedCount === 1
   }
 
-  /** The presented token was already rotated: the same successor within the grace window, theft after it. */
-  async function resolveRepeatedRotation (presented: string, presentedHash: string, session: SessionDocument, now: Date): Promise<RotationResult> {
-    const successor = await tokens.findOne({ parentHash: presentedHash })
-    // Gone between our insert and this read: the session was revoked meanwhile.
-    if (successor === null || successor.sealedToken === undefined) return { outcome: 'unknown' }
-    const withinGrace = now.getTime() - successor.issuedAt.getTime() <= graceMs
-    const successorIsCurrent = withinGrace && (await tokens.countDocuments({ parentHash: successor._id }, { limit: 1 })) === 0
-    const refreshToken = successorIsCurrent ? unsealSuccessor(presented, successor.sealedToken) : null
-    if (refreshToken === null) {
-      await revoke(session._id.toHexString(), 'refresh_token_reused')
-      return { outcome: 'reused', sessionId: session._id.toHexString() }
+  /**
+   * Successors whose rotation answered with an error although their insert
+   * may have committed (the database failed as it answered): no client holds
+   * them, so their parent's retry is no theft. Known at once to this replica,
+   * and marked in `undelivered_refresh_tokens` for the others as soon
+   * as the database takes the write again.
+   */
+  const undelivered = new LRUMap<string, true>(MAX_UNDELIVERED_REMEMBERED)
+  const undeliveredToMark = new Map<string, UndeliveredTokenDocument>()
+
+  async function markUndelivered () {
+    for (const [hash, mark] of undeliveredToMark) {
+      try {
+        await undeliveredTokens.insertOne(mark)
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+      }
+      undeliveredToMark.delete(hash)
     }
+  }
+
+  /**
+   * Inserts the successor of the presented token: the insert is the
+   * rotation's compare-and-set (one successor per parent). Once it is in,
+   * nothing may turn the answer into an error, so every later step is best
+   * effort; when the insert itself fails, its successor is recorded as
+   * undelivered.
+   */
+  async function rotateFrom (presented: string, presentedHash: string, session: SessionDocument, now: Date, attempt = 0): Promise<RotationResult> {
+    const successor = newRefreshToken()
+    const successorHash = hashRefreshToken(successor)
+    try {
+      await tokens.insertOne({
+        _id: successorHash,
+        parentHash: presentedHash,
+        sessionId: session._id,
+        issuedAt: now,
+        expiresAt: session.expiresAt,
+        sealedToken: sealSuccessor(presented, successor),
+        sealedUntil: new Date(now.getTime() + graceMs)
+      })
+    } catch (error) {
+      if (isDuplicateKey(error)) return resolveRepeatedRotation(presented, presentedHash, session, now, attempt)
+      if (undeliveredToMark.size < MAX_UNDELIVERED_REMEMBERED) undeliveredToMark.set(successorHash, { _id: successorHash, sessionId: session._id, expiresAt: session.expiresAt })
+      undelivered.set(successorHash, true)
+      throw error
+    }
+    await bestEffort(async () => {
+      await sessions.updateOne({ _id: session._id }, { $set: { lastUsedAt: now } })
+      // The presented token is no longer current: its own sealed copy serves no one.
+      await tokens.updateOne({ _id: presentedHash }, { $unset: { sealedToken: '', sealedUntil: '' } })
+      // A logout may have raced this rotation: its new token must not outlive it.
+      if (!(await sessionExists(session._id))) {
+        await tokens.deleteOne({ _id: successorHash })
+        throw new SessionEndedDuringRotation()
+      }
+    })
+    return { outcome: 'rotated', refreshToken: successor, session: toRecord({ ...session, lastUsedAt: now }) }
+  }
+
+  /**
+   * The presented token already has a successor.
+   * - The successor was used (rotated in turn): theft, the session is revoked.
+   * - Within the grace window: the same successor again (parallel tabs, retries).
+   * - Undelivered (see above): it is withdrawn, a delete only one concurrent
+   *   retry can win, and the presented token rotates afresh.
+   * - Otherwise: theft.
+   */
+  async function resolveRepeatedRotation (presented: string, presentedHash: string, session: SessionDocument, now: Date, attempt: number): Promise<RotationResult> {
+    if (attempt >= MAX_ROTATION_ATTEMPTS) return { outcome: 'unknown' }
+    const successor = await tokens.findOne({ parentHash: presentedHash })
+    // Gone between our insert and this read: revoked (then the retry finds no session), or withdrawn by a concurrent retry.
+    if (successor === null) return rotateFrom(presented, presentedHash, session, now, attempt + 1)
+    const used = await tokens.countDocuments({ parentHash: successor._id }, { limit: 1 }) === 1
+    if (used) return theft(session)
+    if (undelivered.has(successor._id) || await undeliveredTokens.countDocuments({ _id: successor._id }, { limit: 1 }) === 1) {
+      await tokens.deleteOne({ _id: successor._id, parentHash: presentedHash })
+      return rotateFrom(presented, presentedHash, session, now, attempt + 1)
+    }
+    const withinGrace = now.getTime() - successor.issuedAt.getTime() <= graceMs
+    const refreshToken = withinGrace && successor.sealedToken !== undefined ? unsealSuccessor(presented, successor.sealedToken) : null
+    if (refreshToken === null) return theft(session)
     if (!(await sessionExists(session._id))) return { outcome: 'unknown' }
     return { outcome: 'grace', refreshToken, session: toRecord(session) }
+  }
+
+  async function theft (session: SessionDocument): Promise<RotationResult> {
+    await revoke(session._id.toHexString(), 'refresh_token_reused')
+    return { outcome: 'reused', sessionId: session._id.toHexString() }
+  }
+
+  /** Runs a step whose failure must not change the answer (it is logged by the caller's hook, not thrown). */
+  async function bestEffort (step: () => Promise<void>) {
+    try {
+      await step()
+    } catch (error) {
+      if (error instanceof SessionEndedDuringRotation) throw error
+      hooks.onBestEffortFailure(error)
+    }
   }
 
   return {
@@ -375,28 +490,12 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       if (session === null) return { outcome: 'unknown' }
       if (session.expiresAt.getTime() <= now.getTime()) return { outcome: 'expired', sessionId: session._id.toHexString() }
 
-      const successor = newRefreshToken()
-      const successorHash = hashRefreshToken(successor)
       try {
-        await tokens.insertOne({
-          _id: successorHash,
-          parentHash: presentedHash,
-          sessionId: session._id,
-          issuedAt: now,
-          expiresAt: session.expiresAt,
-          sealedToken: sealSuccessor(presented, successor)
-        })
+        return await rotateFrom(presented, presentedHash, session, now)
       } catch (error) {
-        if (!isDuplicateKey(error)) throw error
-        return resolveRepeatedRotation(presented, presentedHash, session, now)
+        if (error instanceof SessionEndedDuringRotation) return { outcome: 'unknown' }
+        throw error
       }
-      await sessions.updateOne({ _id: session._id }, { $set: { lastUsedAt: now } })
-      // A logout may have raced this rotation: its new token must not outlive it.
-      if (!(await sessionExists(session._id))) {
-        await tokens.deleteOne({ _id: successorHash })
-        return { outcome: 'unknown' }
-      }
-      return { outcome: 'rotated', refreshToken: successor, session: toRecord({ ...session, lastUsedAt: now }) }
     }),
 
     findSessionIdByRefreshToken: mapDatabaseErrors(async (refreshToken: string) => {
@@ -449,6 +548,12 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       }
     }),
 
+    markUndelivered: mapDatabaseErrors(markUndelivered),
+
+    purgeSealedSuccessors: mapDatabaseErrors(async () => {
+      await tokens.updateMany({ sealedUntil: { $lte: new Date() } }, { $unset: { sealedToken: '', sealedUntil: '' } })
+    }),
+
     purgeExpired: mapDatabaseErrors(async () => {
       const now = new Date()
       // Revocation records go as a prefix of the feed: those below the oldest
@@ -460,6 +565,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       await Promise.all([
         sessions.deleteMany({ expiresAt: { $lte: now } }),
         tokens.deleteMany({ expiresAt: { $lte: now } }),
+        undeliveredTokens.deleteMany({ expiresAt: { $lte: now } }),
         revocations.deleteMany({ seq: { $lt: keepFrom } })
       ])
     })
@@ -468,6 +574,9 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
 
 async function sessionsRepositoryPlugin (fastify: FastifyInstance, options: SessionsRepositoryOptions) {
   const repository = createSessionsRepository(fastify.mongo.db!, options, {
+    onBestEffortFailure (error) {
+      fastify.log.warn({ err: error }, 'a clean-up step after a refresh-token rotation failed; the rotation stands')
+    },
     onPurgeTimerNeeded () {
       fastify.log.warn({ intervalSeconds: options.purgeIntervalSeconds },
         'the database refuses TTL indexes: expired sessions and refresh tokens are purged on a timer instead')
@@ -482,12 +591,23 @@ async function sessionsRepositoryPlugin (fastify: FastifyInstance, options: Sess
   }, options.purgeIntervalSeconds * 1000)
   purgeTimer.unref()
 
+  // Each grace window: a sealed successor outlives its use by at most one
+  // more; undelivered marks reach the database within the same time.
+  const sealedPurgeTimer = setInterval(() => {
+    repository.purgeSealedSuccessors().catch((error: unknown) => fastify.log.warn({ err: error }, 'purging sealed refresh-token copies failed; retrying at the next interval'))
+    repository.markUndelivered().catch(() => { /* the database is still down: the marks wait for the next interval */ })
+  }, Math.max(1, options.refreshGraceSeconds) * 1000)
+  sealedPurgeTimer.unref()
+
   fastify.addHook('onReady', async () => {
     repository.ensureIndexes().catch((error: unknown) => {
       fastify.log.warn({ err: error }, 'could not create the sessions indexes yet; retrying on first use')
     })
   })
-  fastify.addHook('onClose', async () => { clearInterval(purgeTimer) })
+  fastify.addHook('onClose', async () => {
+    clearInterval(purgeTimer)
+    clearInterval(sealedPurgeTimer)
+  })
 }
 
 export default fp(sessionsRepositoryPlugin, { name: 'sessions-repository', fastify: '5.x', dependencies: ['mongodb'] })

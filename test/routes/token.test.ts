@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, decodeClaims, login, registerUser } from '../helper.js'
@@ -220,4 +221,68 @@ t.test('logout racing refresh leaves no live session behind', async (t) => {
     }
     t.notOk(await sessionExists(app, user.sessionId))
   }
+})
+
+interface StoredToken { _id: string, parentHash: string, sealedToken?: string, issuedAt: Date }
+
+function storedTokens (app: FastifyInstance) {
+  return app.mongo.db!.collection<StoredToken>('refresh_tokens')
+}
+
+function hashOf (refreshToken: string) {
+  return createHash('sha256').update(refreshToken).digest('base64url')
+}
+
+t.test('review finding 6: a sealed successor is gone once it is rotated, and once its grace window is over', async (t) => {
+  const app = await build(t, { env: { REFRESH_GRACE_SECONDS: '1' } })
+  const user = await registerUser(app)
+  const first = (await refresh(app, user.refreshToken)).json().refreshToken as string
+  const second = (await refresh(app, first)).json().refreshToken as string
+  const sealed = async (token: string) => (await storedTokens(app).findOne({ _id: hashOf(token) }))?.sealedToken !== undefined
+  t.notOk(await sealed(first), 'the rotated token keeps no sealed copy: an old token and a database read no longer open the chain')
+  t.ok(await sealed(second), 'the current one keeps its copy for its grace window')
+  t.equal((await refresh(app, first)).json().refreshToken, second, 'and a repeat within the window still gets it')
+
+  await sleep(1100)
+  await app.sessionsRepository.purgeSealedSuccessors()
+  t.notOk(await sealed(second), 'after the window no sealed copy is left')
+  t.equal(await storedTokens(app).countDocuments({ sealedToken: { $exists: true } }), 0, 'in the whole collection')
+  t.equal((await refresh(app, second)).statusCode, 200, 'the current token still rotates')
+})
+
+t.test('review finding 7: a successor marked undelivered does not make its parent "reused"', async (t) => {
+  const app = await build(t, { env: { REFRESH_GRACE_SECONDS: '1' } })
+  const user = await registerUser(app)
+  // What another replica's rotation answered with 503 leaves behind once its
+  // mark is written: the successor committed, flagged as never delivered.
+  const session = await app.mongo.db!.collection('sessions').findOne({ _id: new app.mongo.ObjectId(user.sessionId) })
+  const undelivered = hashOf('never-delivered-successor-never-delivered-x')
+  await storedTokens(app).insertOne({
+    _id: undelivered,
+    parentHash: hashOf(user.refreshToken),
+    sessionId: session!._id,
+    issuedAt: new Date(),
+    expiresAt: session!.expiresAt
+  } as StoredToken)
+  await app.mongo.db!.collection<{ _id: string, sessionId: unknown, expiresAt: Date }>('undelivered_refresh_tokens').insertOne({ _id: undelivered, sessionId: session!._id, expiresAt: session!.expiresAt })
+  await sleep(1300)
+
+  const retried = await refresh(app, user.refreshToken)
+  t.equal(retried.statusCode, 200, 'the client\'s retry after the window rotates afresh')
+  const next = retried.json().refreshToken as string
+  t.equal(await liveTokenCount(app, user.sessionId), 1, 'with one live token: the undelivered successor is withdrawn')
+  t.equal((await refresh(app, next)).statusCode, 200, 'and the session goes on')
+
+  await sleep(1300)
+  const replayed = await refresh(app, user.refreshToken)
+  t.equal(replayed.json().code, 'REFRESH_TOKEN_REUSED', 'a parent whose successor was used stays theft')
+  t.notOk(await sessionExists(app, user.sessionId))
+})
+
+t.test('review finding 7: the parent of a delivered, still unused successor presented after the window is still theft', async (t) => {
+  const app = await build(t, { env: { REFRESH_GRACE_SECONDS: '1' } })
+  const user = await registerUser(app)
+  t.equal((await refresh(app, user.refreshToken)).statusCode, 200)
+  await sleep(1300)
+  t.equal((await refresh(app, user.refreshToken)).json().code, 'REFRESH_TOKEN_REUSED', 'its successor was unused, but it was confirmed')
 })

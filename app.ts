@@ -82,8 +82,10 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(passwordHasher, { cost: config.bcryptCost })
   app.register(jwt, config.jwt)
   app.register(usersRepository)
-  app.register(sessionsRepository, { ...config.sessions, accessTokenTtlSeconds: config.jwt.accessTokenTtlSeconds })
+  app.register(sessionsRepository, config.sessions)
 
+  // Route plugins stay encapsulated (their hooks stay inside), and each names
+  // the plugins whose decorators it uses: a missing one fails at start-up.
   app.register(healthRoutes)
   app.register(metricsRoutes)
   app.register(authRoutes)

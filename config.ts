@@ -36,6 +36,8 @@ export interface Config {
     ttlSeconds: number
     refreshGraceSeconds: number
     purgeIntervalSeconds: number
+    /** How long a revocation must be served: until the last access token of the session has expired. */
+    accessTokenTtlSeconds: number
   }
   trustProxy: boolean | number | string[]
   corsOrigins: string[]
@@ -111,7 +113,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     sessions: {
       ttlSeconds: env.SESSION_TTL_SECONDS,
       refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
-      purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS
+      purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS
     },
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),

@@ -1129,7 +1129,7 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            /** @description In feed order; at most 1000 per response (a full page means: poll again with the new cursor). */
+                            /** @description In feed order; at most 1000 per response. */
                             revoked: {
                                 /** @description The revoked session: refuse access tokens whose `sid` claim is this. */
                                 sid: string;
@@ -1143,6 +1143,8 @@ export interface paths {
                             }[];
                             /** @description Opaque; pass it as `since` on the next poll. */
                             cursor: string;
+                            /** @description True when more entries may follow right away: poll again with the new cursor without waiting. */
+                            hasMore: boolean;
                         };
                     };
                 };

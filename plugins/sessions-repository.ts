@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { LRUMap } from 'mnemonist'
 import { MongoServerError, ObjectId, type Collection, type Db } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.js'
 import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
 
 /**
@@ -132,12 +133,7 @@ declare module 'fastify' {
   }
 }
 
-export interface SessionsRepositoryOptions {
-  ttlSeconds: number
-  refreshGraceSeconds: number
-  purgeIntervalSeconds: number
-  accessTokenTtlSeconds: number
-}
+export type SessionsRepositoryOptions = Config['sessions']
 
 const DUPLICATE_KEY = 11000
 const MAX_SEQ_ATTEMPTS = 50

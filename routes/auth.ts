@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyInstance } from 'fastify'
@@ -191,4 +192,4 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
 }
 
-export default authRoutes
+export default fp(authRoutes, { name: 'auth-routes', encapsulate: true, dependencies: ['password-hasher', 'users-repository', 'sessions-repository', 'jwt', 'rate-limit', 'metrics'] })

@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { HealthOkSchema, HealthUnavailableSchema } from '../schemas/health.js'
 
@@ -29,4 +30,4 @@ const healthRoutes: FastifyPluginAsyncTypebox = async function healthRoutes (fas
   })
 }
 
-export default healthRoutes
+export default fp(healthRoutes, { name: 'health-routes', encapsulate: true, dependencies: ['mongodb', 'users-repository', 'sessions-repository'] })

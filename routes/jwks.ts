@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { JsonWebKeySetSchema } from '../schemas/jwks.js'
 
@@ -18,4 +19,4 @@ const jwksRoutes: FastifyPluginAsyncTypebox = async function jwksRoutes (fastify
   })
 }
 
-export default jwksRoutes
+export default fp(jwksRoutes, { name: 'jwks-routes', encapsulate: true, dependencies: ['jwt'] })

@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 
 const metricsRoutes: FastifyPluginAsyncTypebox = async function metricsRoutes (fastify) {
@@ -15,4 +16,4 @@ const metricsRoutes: FastifyPluginAsyncTypebox = async function metricsRoutes (f
   })
 }
 
-export default metricsRoutes
+export default fp(metricsRoutes, { name: 'metrics-routes', encapsulate: true, dependencies: ['metrics'] })

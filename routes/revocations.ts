@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { InvalidCursorError } from '../errors.js'
 import type { FastifyRequest } from 'fastify'
@@ -24,7 +25,7 @@ function decodeCursor (cursor: string): number {
 /** How long one read of the whole feed (no cursor) serves every caller: a flood of such reads costs one read a second. */
 const FULL_READ_TTL_MS = 1000
 
-type FeedPage = { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string }
+type FeedPage = { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
 
 const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsRoutes (fastify) {
   async function page (since: number, fromStart: boolean): Promise<FeedPage> {
@@ -40,7 +41,9 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
         revokedAt: revocation.revokedAt.toISOString(),
         expiresAt: revocation.expiresAt.toISOString()
       })),
-      cursor: encodeCursor(last)
+      cursor: encodeCursor(last),
+      // A full page: more may follow at once, so the caller reads on without waiting.
+      hasMore: revocations.length === PAGE_SIZE
     }
   }
 
@@ -83,4 +86,4 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
   })
 }
 
-export default revocationsRoutes
+export default fp(revocationsRoutes, { name: 'revocations-routes', encapsulate: true, dependencies: ['sessions-repository', 'rate-limit'] })

@@ -1,3 +1,4 @@
+import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { AccessTokenClaims } from '../plugins/jwt.js'
@@ -186,4 +187,4 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   })
 }
 
-export default userRoutes
+export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'rate-limit', 'metrics'] })

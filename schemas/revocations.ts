@@ -10,6 +10,7 @@ export const RevocationsResponseSchema = Type.Object({
     sid: Type.String({ description: 'The revoked session: refuse access tokens whose `sid` claim is this.' }),
     revokedAt: Type.String({ format: 'date-time' }),
     expiresAt: Type.String({ format: 'date-time', description: 'No access token of this session is valid after this; forget the entry then.' })
-  }), { description: 'In feed order; at most 1000 per response (a full page means: poll again with the new cursor).' }),
-  cursor: Type.String({ description: 'Opaque; pass it as `since` on the next poll.' })
+  }), { description: 'In feed order; at most 1000 per response.' }),
+  cursor: Type.String({ description: 'Opaque; pass it as `since` on the next poll.' }),
+  hasMore: Type.Boolean({ description: 'True when more entries may follow right away: poll again with the new cursor without waiting.' })
 })

@@ -28,7 +28,7 @@ t.test('defaults apply when nothing is set', async (t) => {
     logLevel: 'info',
     mongodb: { url: 'mongodb://127.0.0.1:27017/auth', serverSelectionTimeoutMs: 5000 },
     jwt: { algorithm: 'EdDSA', issuer: 'auth-service', audience: 'auth-service-clients', accessTokenTtlSeconds: 900, allowQueryToken: true, ephemeral: true },
-    sessions: { ttlSeconds: 2592000, refreshGraceSeconds: 10, purgeIntervalSeconds: 3600 },
+    sessions: { ttlSeconds: 2592000, refreshGraceSeconds: 10, purgeIntervalSeconds: 3600, accessTokenTtlSeconds: 900 },
     bcryptCost: 12,
     bodyLimitBytes: 16384,
     shutdownGraceMs: 10000

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { createServer, type AddressInfo } from 'node:net'
 import tap, { type Test } from 'tap'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import type { DestinationStream } from 'pino'
@@ -140,6 +141,23 @@ export function decodeClaims (token: string): Record<string, unknown> {
 /** The header of a JWT, decoded without verification (for assertions only). */
 export function decodeHeader (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString())
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** POST /token/refresh with a refresh token. */
+export function refresh (app: FastifyInstance, refreshToken: string) {
+  return app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken } })
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    }).on('error', reject)
+  })
 }
 
 /** Logs in through the API and returns the tokens. */

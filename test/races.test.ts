@@ -1,10 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, login, registerUser } from './helper.js'
-
-function refresh (app: FastifyInstance, refreshToken: string) {
-  return app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken } })
-}
+import { build, login, registerUser, refresh } from './helper.js'
 
 async function liveSessions (app: FastifyInstance, userId: string) {
   return app.mongo.db!.collection('sessions').countDocuments({ userId: new app.mongo.ObjectId(userId) })

@@ -1,9 +1,7 @@
 import t from 'tap'
 import { ObjectId } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
-import { build, freshDatabaseUrl, logCapture, login, registerUser } from '../helper.js'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+import { build, freshDatabaseUrl, logCapture, login, registerUser, sleep } from '../helper.js'
 
 t.test('expiry: a TTL index where the server has one, else one warning and a purge timer', async (t) => {
   const logs = logCapture()

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, login, registerUser } from '../helper.js'
 
-interface Feed { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string }
+interface Feed { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
 
 async function poll (app: FastifyInstance, since?: string): Promise<Feed> {
   const response = await app.inject({ method: 'GET', url: since === undefined ? '/revocations' : `/revocations?since=${since}` })
@@ -102,6 +102,23 @@ t.test('review finding 11: reads without a cursor are limited per address and se
   const after = await poll(fresh)
   t.not(after.cursor, before.cursor, 'after the second, a new snapshot')
   t.same(after.revoked.map((entry) => entry.sid), [other.sessionId])
+})
+
+t.test('a full page says hasMore, and the next one finishes the feed', async (t) => {
+  const app = await build(t)
+  const { ObjectId } = app.mongo
+  const now = Date.now()
+  await app.sessionsRepository.ensureIndexes()
+  await app.mongo.db!.collection('revocations').insertMany(Array.from({ length: 1001 }, (_, i) => ({
+    _id: new ObjectId(), userId: new ObjectId(), seq: i + 1, revokedAt: new Date(now), reason: 'logout', expiresAt: new Date(now + 600_000)
+  })))
+  const first = await poll(app)
+  t.equal(first.revoked.length, 1000)
+  t.equal(first.hasMore, true, 'a full page: more follows')
+  const second = await poll(app, first.cursor)
+  t.equal(second.revoked.length, 1)
+  t.equal(second.hasMore, false, 'the end of the feed')
+  t.equal((await poll(app, second.cursor)).hasMore, false)
 })
 
 t.test('a poller never misses a revocation written concurrently with its polls', async (t) => {

@@ -1,13 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, login, registerUser } from '../helper.js'
+import { build, login, registerUser, refresh } from '../helper.js'
 
 function bearer (token: string) {
   return { authorization: `Bearer ${token}` }
-}
-
-function refresh (app: FastifyInstance, refreshToken: string) {
-  return app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken } })
 }
 
 function changePassword (app: FastifyInstance, token: string, payload: object) {

@@ -1,13 +1,7 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, decodeClaims, login, registerUser } from '../helper.js'
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function refresh (app: FastifyInstance, refreshToken: string) {
-  return app.inject({ method: 'POST', url: '/token/refresh', payload: { refreshToken } })
-}
+import { build, decodeClaims, login, registerUser, sleep, refresh } from '../helper.js'
 
 function logout (app: FastifyInstance, refreshToken: string) {
   return app.inject({ method: 'POST', url: '/logout', payload: { refreshToken } })

@@ -1,8 +1,10 @@
 import t, { type Test } from 'tap'
+import Fastify from 'fastify'
 import { SignJWT, importPKCS8, type CryptoKey } from 'jose'
 import { ObjectId } from 'mongodb'
 import { build, decodeClaims, registerUser, TEST_SIGNING_KEY } from '../helper.js'
 import { generateSigningKey } from '../../keys.js'
+import userRoutes from '../../routes/user.js'
 
 const signingKey = await importPKCS8(TEST_SIGNING_KEY.privateKeyPem, 'EdDSA')
 const kid = TEST_SIGNING_KEY.kid
@@ -247,4 +249,10 @@ t.test('review finding 12: a token issued in the future is refused beyond the cl
   expectUnauthorized(t, future, 'TOKEN_INVALID', 'iat a minute ahead')
   const slightly = await app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${await issuedAt(now + 2)}` } })
   t.equal(slightly.statusCode, 200, 'a clock a second or two ahead is tolerated')
+})
+
+t.test('a route plugin registered without the plugins it depends on fails at start-up, not at a request', async (t) => {
+  const app = Fastify()
+  app.register(userRoutes, { prefix: '/user' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED' })
 })

@@ -1,9 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
 import { MongoClient } from 'mongodb'
+import { freePort } from '../helper.js'
 
 const run = promisify(execFile)
 
@@ -15,15 +15,6 @@ export interface DatabaseProcess {
   stop: () => Promise<void>
   start: () => Promise<void>
   close: () => Promise<void>
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    }).on('error', reject)
-  })
 }
 
 async function waitForPing (url: string, timeoutMs = 20000) {

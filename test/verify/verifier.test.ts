@@ -7,12 +7,11 @@ import {
   TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError, WrongAudienceError,
   WrongIssuerError, createVerifier, type VerifierOptions
 } from '@auth-service/verify'
-import { build, freshDatabaseUrl, login, registerUser, TEST_SIGNING_KEY, type BuildOptions } from '../helper.js'
+import { build, freshDatabaseUrl, login, registerUser, TEST_SIGNING_KEY, type BuildOptions, sleep } from '../helper.js'
 import { generateSigningKey, type SigningKey } from '../../keys.js'
 
 const ISSUER = 'auth-service'
 const AUDIENCE = 'auth-service-clients'
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function startService (t: Test, options: BuildOptions = {}, port = 0) {
   const app = await build(t, options)

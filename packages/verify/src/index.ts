@@ -83,6 +83,7 @@ function toVerificationError (error: unknown): VerificationError {
 interface RevocationsPage {
   revoked: Array<{ sid: string, expiresAt: string }>
   cursor: string
+  hasMore: boolean
 }
 
 /** Polls the revocation feed and remembers revoked sessions until their last access token has expired. */
@@ -93,7 +94,7 @@ function createRevocationList (url: URL, intervalMs: number, onError: (error: un
   let closed = false
 
   async function poll () {
-    // A full page means more is waiting: read on until a short one.
+    // Read on while the feed says more is waiting.
     for (;;) {
       const pageUrl = new URL(url)
       if (cursor !== undefined) pageUrl.searchParams.set('since', cursor)
@@ -107,7 +108,7 @@ function createRevocationList (url: URL, intervalMs: number, onError: (error: un
       const page = await response.json() as RevocationsPage
       for (const entry of page.revoked) revoked.set(entry.sid, Date.parse(entry.expiresAt))
       cursor = page.cursor
-      if (page.revoked.length < 1000) break
+      if (!page.hasMore) break
     }
     const now = Date.now()
     for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)

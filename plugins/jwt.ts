@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import type { PublicJwk } from '../keys.js'
+import type { AccessTokenClaims } from '@auth-service/verify'
 
 /** What the service signs; `iat`, `exp`, `iss` and `aud` are added by the signer. */
 export interface AccessTokenPayload {
@@ -17,12 +18,12 @@ export interface AccessTokenPayload {
   jti: string
 }
 
-export interface AccessTokenClaims extends AccessTokenPayload {
-  iat: number
-  exp: number
-  iss: string
-  aud: string
-}
+/**
+ * What a verified token holds: the one claims type, shared with the
+ * verification library other services use (a type only: nothing of the
+ * library runs here).
+ */
+export type { AccessTokenClaims }
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { ASYMMETRIC_ALGORITHMS, generateSigningKey, type AsymmetricAlgorithm } from '../keys.js'
 
 /** A new key pair, printed in the format the configuration takes. */
@@ -17,11 +18,24 @@ export function renderKeyPair (algorithm: AsymmetricAlgorithm): string {
   ].join('\n')
 }
 
+/** A new HS256 secret (384 random bits), as .env lines. */
+export function renderSharedSecret (): string {
+  return [
+    '# HS256 shared secret: every service that verifies tokens needs it too. Keep it secret.',
+    'JWT_ALGORITHM=HS256',
+    `JWT_SECRET=${randomBytes(48).toString('base64url')}`,
+    ''
+  ].join('\n')
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const algorithm = (process.argv[2] ?? 'EdDSA') as AsymmetricAlgorithm
-  if (!ASYMMETRIC_ALGORITHMS.includes(algorithm)) {
-    console.error(`usage: npm run keys:generate [-- ${ASYMMETRIC_ALGORITHMS.join('|')}]`)
+  const algorithm = process.argv[2] ?? 'EdDSA'
+  if (algorithm === 'HS256') {
+    process.stdout.write(renderSharedSecret())
+  } else if (ASYMMETRIC_ALGORITHMS.includes(algorithm as AsymmetricAlgorithm)) {
+    process.stdout.write(renderKeyPair(algorithm as AsymmetricAlgorithm))
+  } else {
+    console.error(`usage: npm run keys:generate [-- ${[...ASYMMETRIC_ALGORITHMS, 'HS256'].join('|')}]`)
     process.exit(2)
   }
-  process.stdout.write(renderKeyPair(algorithm))
 }

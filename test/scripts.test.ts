@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -33,5 +35,23 @@ t.test('keys:generate prints a key pair the configuration accepts, for each algo
 t.test('the npm script runs and refuses an unknown algorithm', async (t) => {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts'], { cwd: root })
   t.match(stdout, /^# EdDSA key pair, kid /)
-  await t.rejects(run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS256'], { cwd: root }), { code: 2 })
+  await t.rejects(run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS512'], { cwd: root }), { code: 2 })
+})
+
+t.test('keys:generate -- HS256 prints a shared secret the configuration accepts', async (t) => {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS256'], { cwd: root })
+  const config = loadConfig({ NODE_ENV: 'production', ...envLines(stdout) })
+  t.equal(config.jwt.algorithm, 'HS256')
+  t.ok(Buffer.byteLength(config.jwt.secret ?? '') >= 48, 'a long random secret')
+  t.not(envLines(stdout).JWT_SECRET, envLines((await run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS256'], { cwd: root })).stdout).JWT_SECRET, 'a new one each time')
+})
+
+t.test('the key file keys:generate writes is what JWT_PRIVATE_KEY_FILE takes, as the README starts the service', async (t) => {
+  const file = join(t.testdir(), 'signing-key.txt')
+  await writeFile(file, renderKeyPair('EdDSA'))
+  const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY_FILE: file })
+  t.equal(config.jwt.ephemeral, false)
+  t.equal(config.jwt.algorithm, 'EdDSA')
+  const ignored = await readFile(join(root, '.gitignore'), 'utf8')
+  t.match(ignored, /^signing-key\.txt$/m, 'and git ignores it, so a private key is not one `git add .` from a commit')
 })

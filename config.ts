@@ -14,6 +14,8 @@ export interface Config {
   logLevel: string
   mongodb: {
     url: string
+    /** The database named in the URL's path, or `auth` when it names none. */
+    database: string
     serverSelectionTimeoutMs: number
   }
   jwt: {
@@ -99,6 +101,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     logLevel: env.LOG_LEVEL,
     mongodb: {
       url: env.MONGODB_URL,
+      database: databaseOf(env.MONGODB_URL),
       serverSelectionTimeoutMs: env.MONGODB_SERVER_SELECTION_TIMEOUT_MS
     },
     jwt: {
@@ -195,6 +198,17 @@ function loadKeyPairs (env: Env, algorithm: AsymmetricAlgorithm, isProduction: b
     if (!verificationKeys.some((known) => known.kid === key.kid)) verificationKeys.push(key)
   }
   return { signingKey, verificationKeys, ephemeral: privatePem === undefined }
+}
+
+const DEFAULT_DATABASE = 'auth'
+
+/**
+ * The database of a MongoDB URL: its path, or `auth` when it has none (the
+ * driver would pick `test`, silently). Hosts may be a list, so no URL parser.
+ */
+function databaseOf (url: string): string {
+  const path = /^mongodb(?:\+srv)?:\/\/[^/?]*\/?([^?]*)/.exec(url)?.[1] ?? ''
+  return path === '' ? DEFAULT_DATABASE : decodeURIComponent(path)
 }
 
 function splitList (value: string): string[] {

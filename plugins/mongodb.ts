@@ -7,6 +7,7 @@ const CONNECT_RETRY_MS = 500
 
 export interface MongodbPluginOptions {
   url: string
+  database: string
   serverSelectionTimeoutMs: number
 }
 
@@ -47,7 +48,7 @@ async function mongodbPlugin (fastify: import('fastify').FastifyInstance, option
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMs,
     appName: 'auth-service'
   })
-  await fastify.register(fastifyMongodb, { client, database: client.options.dbName })
+  await fastify.register(fastifyMongodb, { client, database: options.database })
 
   // Once connected, the driver rides out outages by itself. But a connect
   // that fails (the database is down at start-up) leaves its topology closed

@@ -20,7 +20,7 @@ export const EnvSchema = Type.Object({
   MONGODB_URL: Type.String({
     pattern: '^mongodb(\\+srv)?://',
     default: 'mongodb://127.0.0.1:27017/auth',
-    description: 'MongoDB connection string; the database name is taken from its path.'
+    description: 'MongoDB connection string; the database name is taken from its path (`auth` when the path names none).'
   }),
   MONGODB_SERVER_SELECTION_TIMEOUT_MS: Type.Integer({
     minimum: 100,

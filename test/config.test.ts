@@ -146,6 +146,16 @@ t.test('TRUST_PROXY takes true, false, a hop count or proxy addresses; CORS_ORIG
   t.same(loadConfig({ CORS_ORIGINS: 'http://localhost:5173' }).corsOrigins, ['http://localhost:5173'])
 })
 
+t.test('the database is the MONGODB_URL path, or auth when it names none (the driver would use test)', async (t) => {
+  const database = (url: string) => loadConfig({ MONGODB_URL: url }).mongodb.database
+  t.equal(database('mongodb://127.0.0.1:27017'), 'auth')
+  t.equal(database('mongodb://127.0.0.1:27017/'), 'auth')
+  t.equal(database('mongodb://127.0.0.1:27017/?retryWrites=false'), 'auth')
+  t.equal(database('mongodb://a:1,b:2/accounts?replicaSet=rs0'), 'accounts')
+  t.equal(database('mongodb+srv://user:pw@cluster.example.net/users'), 'users')
+  t.equal(loadConfig({}).mongodb.database, 'auth', 'and the default URL names auth')
+})
+
 t.test('review finding 12: a CORS_ORIGINS entry that is not an origin stops start-up, naming the variable', async (t) => {
   for (const value of ['not-a-url', 'https://a.example/', 'https://a.example/app', 'ftp://a.example', 'https://a.example, *', 'a.example']) {
     t.match(configError({ CORS_ORIGINS: value }), /^Invalid configuration: CORS_ORIGINS must be/, value)

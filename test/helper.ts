@@ -77,6 +77,9 @@ export async function build (t: Test, options: BuildOptions = {}): Promise<Fasti
   const env = { MONGODB_URL: await freshDatabaseUrl(), ...options.env }
   const app = buildApp(testConfig(env), { logStream: options.logStream })
   t.teardown(async () => {
+    // Indexes are created at onReady without being awaited: let that finish,
+    // or its next createIndex makes the database again after the drop.
+    await Promise.allSettled([app.usersRepository.ensureIndexes(), app.sessionsRepository.ensureIndexes()])
     await app.mongo.db?.dropDatabase().catch(() => undefined)
     await app.close()
   })

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
@@ -13,6 +15,17 @@ try {
 }
 
 const app = buildApp(config)
+
+/** The file Node read variables from before this code ran (`npm start` passes --env-file-if-exists=.env), if any. */
+function envFileRead (): string | undefined {
+  for (const argument of process.execArgv) {
+    const path = /^--env-file(?:-if-exists)?=(.+)$/.exec(argument)?.[1]
+    if (path !== undefined && existsSync(path)) return resolve(path)
+  }
+  return undefined
+}
+const envFile = envFileRead()
+app.log.info({ envFile: envFile ?? null }, envFile === undefined ? 'configuration from the environment only (no .env file read)' : `configuration from the environment and ${envFile}`)
 
 // On SIGTERM/SIGINT: stop accepting connections, let in-flight requests finish
 // (up to the grace period), close the MongoDB client, exit 0.

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { freshDatabaseUrl, TEST_SIGNING_KEY } from './helper.js'
@@ -29,6 +31,29 @@ t.test('a bad variable stops the process with one clear line and exit code 1', a
   t.equal(code, 1)
   t.equal(stderr(), 'Invalid configuration: PORT expected integer\n')
   t.equal(stdout(), '')
+})
+
+t.test('npm start reads .env from where it runs, and the log says which file it read', async (t) => {
+  const packageJson = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  const start = packageJson.scripts.start!.split(' ')
+  t.same(start.slice(0, 2), ['node', '--env-file-if-exists=.env'], 'the start script loads .env when present')
+  const directory = t.testdir({ '.env': 'PORT=not-a-port\n' })
+  const refused = spawn(process.execPath, [...start.slice(1, -1), join(root, start.at(-1)!)], { cwd: directory, env: { PATH: process.env.PATH ?? '' } })
+  const refusedErr = collect(refused.stderr)
+  t.equal((await once(refused, 'exit'))[0], 1, 'a bad value in .env stops the process')
+  t.match(refusedErr(), /Invalid configuration: PORT/)
+
+  const env = { NODE_ENV: 'development', HOST: '127.0.0.1', PORT: '0', MONGODB_URL: await freshDatabaseUrl(), LOG_LEVEL: 'info' }
+  const withFile = t.testdir({ '.env': Object.entries(env).map(([name, value]) => `${name}=${value}`).join('\n') })
+  const child = spawn(process.execPath, [...start.slice(1, -1), join(root, start.at(-1)!)], { cwd: withFile, env: { PATH: process.env.PATH ?? '' } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const stdout = collect(child.stdout)
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${stdout()}`)), 20000)
+    child.stdout.on('data', () => { if (stdout().includes('Server listening')) { clearTimeout(timer); resolve() } })
+  })
+  const line = stdout().split('\n').find((text) => text.includes('"envFile"'))
+  t.match(JSON.parse(line ?? '{}'), { envFile: join(withFile, '.env') }, 'the log names the file it read')
 })
 
 t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async (t) => {

@@ -25,7 +25,7 @@ async function docsPlugin (fastify: FastifyInstance) {
       ],
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Authorization: Bearer <access token>. Wins over secret_token.' },
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The header `Authorization: Bearer <access token>`; it wins over `secret_token`.' },
           queryToken: { type: 'apiKey', in: 'query', name: 'secret_token', description: 'The access token as a query parameter; GET routes only, and only where enabled (ALLOW_QUERY_TOKEN).' }
         }
       }
@@ -35,8 +35,14 @@ async function docsPlugin (fastify: FastifyInstance) {
       buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}`
     }
   })
-  // staticCSP: the UI's own Content-Security-Policy, compatible with helmet's.
-  await fastify.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true })
+  // staticCSP: the UI's own Content-Security-Policy, without its
+  // upgrade-insecure-requests: over plain http from any host but localhost,
+  // that made the browser fetch every asset over https, and the page was blank.
+  await fastify.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, '')
+  })
 }
 
 export default fp(docsPlugin, { name: 'docs', fastify: '5.x' })

@@ -10,7 +10,7 @@ export type Credentials = Static<typeof CredentialsSchema>
 export const SignupResponseSchema = Type.Object({
   message: Type.Literal('Signup successful'),
   user: UserSchema
-})
+}, { description: 'The account was created.' })
 export type SignupResponse = Static<typeof SignupResponseSchema>
 
 export const RefreshTokenSchema = Type.String({
@@ -24,7 +24,7 @@ export const LoginResponseSchema = Type.Object({
   expiresIn: Type.Integer({ description: 'Seconds until the access token expires.' }),
   refreshToken: RefreshTokenSchema,
   refreshExpiresIn: Type.Integer({ description: 'Seconds until the session, and so every refresh token of it, expires (absolute, from login).' })
-}, { title: 'Tokens' })
+}, { title: 'Tokens', description: 'A new access token, and the session\'s refresh token.' })
 export type LoginResponse = Static<typeof LoginResponseSchema>
 
 export const RefreshTokenBodySchema = Type.Object({

@@ -14,4 +14,4 @@ export const JsonWebKeySchema = Type.Object({
 
 export const JsonWebKeySetSchema = Type.Object({
   keys: Type.Array(JsonWebKeySchema, { description: 'Every public key that may verify a current access token; empty with a shared HMAC secret.' })
-})
+}, { description: 'The key set (RFC 7517).' })

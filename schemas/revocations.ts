@@ -13,4 +13,4 @@ export const RevocationsResponseSchema = Type.Object({
   }), { description: 'In feed order; at most 1000 per response.' }),
   cursor: Type.String({ description: 'Opaque; pass it as `since` on the next poll.' }),
   hasMore: Type.Boolean({ description: 'True when more entries may follow right away: poll again with the new cursor without waiting.' })
-})
+}, { description: 'Revocations after the cursor.' })

@@ -13,7 +13,7 @@ export type AccessTokenQuery = Static<typeof AccessTokenQuerySchema>
 export const ProfileResponseSchema = Type.Object({
   message: Type.Literal('You made it to the secure route'),
   user: UserSchema
-})
+}, { description: 'The signed-in user.' })
 export type ProfileResponse = Static<typeof ProfileResponseSchema>
 
 export const SessionSchema = Type.Object({
@@ -28,7 +28,7 @@ export const SessionSchema = Type.Object({
 
 export const SessionsResponseSchema = Type.Object({
   sessions: Type.Array(SessionSchema, { description: 'Live sessions, most recently used first.' })
-})
+}, { description: 'The user\'s live sessions.' })
 
 export const SessionParamsSchema = Type.Object({
   id: Type.String({ maxLength: 64, description: 'A session id from GET /user/sessions.' })

@@ -39,6 +39,12 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.match(document.paths['/signup'].post.responses['409'].description, /EMAIL_TAKEN/)
   t.match(document.paths['/login'].post.responses['401'].description, /INVALID_CREDENTIALS/)
   t.match(document.paths['/user/profile'].get.responses['401'].description, /TOKEN_EXPIRED/)
+
+  const unlabelled = Object.entries(document.paths as Record<string, Record<string, { responses: Record<string, { description: string }> }>>)
+    .flatMap(([path, methods]) => Object.entries(methods).flatMap(([method, operation]) => Object.entries(operation.responses)
+      .filter(([, response]) => response.description === 'Default Response').map(([status]) => `${method} ${path} ${status}`)))
+  t.same(unlabelled, [], 'every response says what it is (none is labelled "Default Response")')
+  t.match(document.components.securitySchemes.bearerAuth.description, /`Authorization: Bearer <access token>`/, 'the header is code, so <access token> is not swallowed as HTML')
 })
 
 t.test('/docs serves the interactive documentation', async (t) => {
@@ -47,4 +53,7 @@ t.test('/docs serves the interactive documentation', async (t) => {
   t.equal(response.statusCode, 200)
   t.match(response.headers['content-type'], /text\/html/)
   t.match(response.body, /swagger/i)
+  const policy = response.headers['content-security-policy'] as string
+  t.match(policy, /script-src/)
+  t.notMatch(policy, /upgrade-insecure-requests/, 'assets load over plain http too, from any host (a LAN address, a VM)')
 })

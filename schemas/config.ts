@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 
 /**
  * Every environment variable the service reads, with its default and meaning.
- * `config.ts` converts and checks `process.env` against it; the README's
+ * `config.ts` converts and checks `process.env` against it; docs/configuration.md's
  * configuration table is generated from it (`npm run config:table`).
  */
 export const EnvSchema = Type.Object({

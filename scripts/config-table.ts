@@ -15,7 +15,7 @@ function describeType (schema: PropertySchema): string {
   return schema.type ?? 'string'
 }
 
-/** The README's configuration table, generated from the config schema. */
+/** The configuration table of docs/configuration.md, generated from the config schema. */
 export function renderConfigTable (): string {
   const rows = Object.entries(EnvSchema.properties).map(([name, property]) => {
     const schema = property as PropertySchema

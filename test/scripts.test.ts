@@ -55,3 +55,15 @@ t.test('the key file keys:generate writes is what JWT_PRIVATE_KEY_FILE takes, as
   const ignored = await readFile(join(root, '.gitignore'), 'utf8')
   t.match(ignored, /^signing-key\.txt$/m, 'and git ignores it, so a private key is not one `git add .` from a commit')
 })
+
+t.test('@auth-service/verify packs as a publishable package: built code, types and README, no sources', async (t) => {
+  const destination = t.testdir()
+  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', destination, '-w', '@auth-service/verify'], { cwd: root })
+  const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
+  const files = packed!.files.map((file) => file.path).sort()
+  for (const expected of ['README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts', 'dist/fastify.js', 'dist/fastify.d.ts']) {
+    t.ok(files.includes(expected), `the tarball has ${expected}`)
+  }
+  t.notOk(files.some((file) => file.startsWith('src/')), 'and no sources')
+  t.match(packed!.filename, /^auth-service-verify-\d+\.\d+\.\d+\.tgz$/)
+})

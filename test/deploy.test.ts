@@ -61,15 +61,28 @@ t.test('the compose environment is the config schema\'s, and its defaults make a
   t.throws(() => loadConfig({ ...resolved, NODE_ENV: 'production' }), /JWT_PRIVATE_KEY/, 'production without a key in .env refuses to start')
 })
 
-t.test('ports agree: compose mapping, the container PORT, the Dockerfile EXPOSE and health check', async (t) => {
+t.test('ports agree: the proxy publishes the port and forwards to the container PORT, the Dockerfile EXPOSE and health check', async (t) => {
   const compose = parse(await read('docker-compose.yml')) as ComposeFile
   const dockerfile = await read('Dockerfile')
   const auth = compose.services.auth!
-  const containerPort = /:(\d+)$/.exec(auth.ports?.[0] ?? '')?.[1]
-  t.equal(String(auth.environment?.PORT), containerPort)
+  const containerPort = String(auth.environment?.PORT)
   t.match(dockerfile, new RegExp(`^EXPOSE ${containerPort}$`, 'm'))
   t.match(dockerfile, /HEALTHCHECK[\s\S]*process\.env\.PORT \|\| 3000[\s\S]*\/health\/ready/)
   t.equal(String(loadConfig({}).port), containerPort, 'the service\'s default port too')
+  const nginx = await read('deploy/nginx.conf')
+  t.match(nginx, new RegExp(`http://auth:${containerPort};`), 'the proxy forwards to the auth service\'s container port')
+  t.match(nginx, /X-Forwarded-For \$proxy_add_x_forwarded_for/, 'and names the client in X-Forwarded-For')
+})
+
+t.test('the auth service can scale: no host port of its own, a proxy in front, and TRUST_PROXY set to that one hop', async (t) => {
+  const compose = parse(await read('docker-compose.yml')) as ComposeFile
+  const { auth, proxy } = compose.services
+  t.notOk(auth?.ports, 'a fixed host port would stop the second replica from starting')
+  t.match(proxy?.image, /^nginx:/)
+  t.same(proxy?.ports, ['$' + '{PORT:-3000}:80'], 'the proxy publishes the service\'s port')
+  t.ok(proxy?.volumes?.includes('./deploy/nginx.conf:/etc/nginx/nginx.conf:ro'), 'with the configuration from this repository')
+  t.same(proxy?.depends_on, { auth: { condition: 'service_healthy' } })
+  t.equal(loadConfig({ TRUST_PROXY: withDefaults(auth!.environment!.TRUST_PROXY!) }).trustProxy, 1, 'rate limits see the client behind the one proxy')
 })
 
 t.test('the Dockerfile is multi-stage and ships only compiled output, as a non-root user', async (t) => {

@@ -1,4 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { existsSync, writeFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 
 export const ASYMMETRIC_ALGORITHMS = ['EdDSA', 'ES256', 'RS256'] as const
 export type AsymmetricAlgorithm = typeof ASYMMETRIC_ALGORITHMS[number]
@@ -98,4 +100,28 @@ export function generateSigningKey (algorithm: AsymmetricAlgorithm): SigningKey 
       ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
       : generateKeyPairSync('rsa', { modulusLength: 2048 })
   return parseSigningKey(privateKey.export({ format: 'pem', type: 'pkcs8' }).toString())
+}
+
+/** Where development keeps its signing key between restarts, per algorithm; git-ignored. */
+export const devKeyFile = (algorithm: AsymmetricAlgorithm) => `.dev-signing-key-${algorithm}.pem`
+
+/**
+ * In development with no key configured, the key kept in devKeyFile (made on
+ * first use), so tokens survive the restarts of `npm run dev`: returns the
+ * environment to load the configuration from. Anywhere else, or with a key or
+ * secret configured, the environment as it is: production still refuses to
+ * start without a key, and tests keep their ephemeral ones.
+ */
+export function withDevelopmentKey (env: Record<string, string | undefined>, directory = process.cwd()): Record<string, string | undefined> {
+  const development = (env.NODE_ENV ?? 'development') === 'development'
+  const algorithm = (env.JWT_ALGORITHM ?? 'EdDSA') as AsymmetricAlgorithm
+  const configured = ['JWT_PRIVATE_KEY', 'JWT_PRIVATE_KEY_FILE', 'JWT_SECRET'].some((name) => (env[name] ?? '') !== '')
+  if (!development || configured || !ASYMMETRIC_ALGORITHMS.includes(algorithm)) return env
+  const path = resolve(directory, devKeyFile(algorithm))
+  try {
+    if (!existsSync(path)) writeFileSync(path, generateSigningKey(algorithm).privateKeyPem, { mode: 0o600 })
+  } catch {
+    return env // a read-only directory: the ephemeral key pair, with its warning
+  }
+  return { ...env, JWT_PRIVATE_KEY_FILE: path }
 }

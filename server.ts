@@ -3,10 +3,12 @@ import { resolve } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { withDevelopmentKey } from './keys.js'
 
+const env = withDevelopmentKey(process.env)
 let config: Config
 try {
-  config = loadConfig(process.env)
+  config = loadConfig(env)
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error
   // One clear line, no stack: the operator only needs to know which variable.
@@ -23,6 +25,9 @@ function envFileRead (): string | undefined {
     if (path !== undefined && existsSync(path)) return resolve(path)
   }
   return undefined
+}
+if (env !== process.env) {
+  app.log.warn({ keyFile: env.JWT_PRIVATE_KEY_FILE }, 'development: signing with the key kept in this git-ignored file, so tokens survive restarts; configure a key outside local development (npm run keys:generate)')
 }
 const envFile = envFileRead()
 app.log.info({ envFile: envFile ?? null }, envFile === undefined ? 'configuration from the environment only (no .env file read)' : `configuration from the environment and ${envFile}`)

@@ -1,8 +1,9 @@
+import { readFileSync, statSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../config.js'
-import { generateSigningKey } from '../keys.js'
+import { devKeyFile, generateSigningKey, withDevelopmentKey } from '../keys.js'
 import { renderConfigTable } from '../scripts/config-table.js'
 
 const secret = 'a-production-secret-of-at-least-32-bytes'
@@ -159,5 +160,20 @@ t.test('the database is the MONGODB_URL path, or auth when it names none (the dr
 t.test('review finding 12: a CORS_ORIGINS entry that is not an origin stops start-up, naming the variable', async (t) => {
   for (const value of ['not-a-url', 'https://a.example/', 'https://a.example/app', 'ftp://a.example', 'https://a.example, *', 'a.example']) {
     t.match(configError({ CORS_ORIGINS: value }), /^Invalid configuration: CORS_ORIGINS must be/, value)
+  }
+})
+
+t.test('in development without a key, the service keeps one in a git-ignored file, so tokens survive restarts', async (t) => {
+  const directory = t.testdir()
+  const first = withDevelopmentKey({}, directory)
+  t.equal(first.JWT_PRIVATE_KEY_FILE, join(directory, devKeyFile('EdDSA')), 'NODE_ENV unset is development')
+  const kid = loadConfig(first).jwt.signingKey?.kid
+  t.equal(loadConfig(withDevelopmentKey({ NODE_ENV: 'development' }, directory)).jwt.signingKey?.kid, kid, 'the same key after a restart')
+  t.equal((statSync(first.JWT_PRIVATE_KEY_FILE!).mode & 0o777), 0o600, 'readable by its owner only')
+  t.equal(loadConfig(withDevelopmentKey({ JWT_ALGORITHM: 'ES256' }, directory)).jwt.signingKey?.algorithm, 'ES256', 'one file per algorithm')
+  const ignored = readFileSync(new URL('../.gitignore', import.meta.url), 'utf8')
+  t.match(ignored, /^\.dev-signing-key-\*\.pem$/m, 'git ignores them')
+  for (const env of [{ NODE_ENV: 'production' }, { NODE_ENV: 'test' }, { JWT_PRIVATE_KEY: 'x' }, { JWT_PRIVATE_KEY_FILE: 'x' }, { JWT_ALGORITHM: 'HS256' }, { JWT_SECRET: 'x' }]) {
+    t.equal(withDevelopmentKey(env, directory), env, `left as it is: ${JSON.stringify(env)}`)
   }
 })

@@ -24,7 +24,7 @@ function collect (stream: NodeJS.ReadableStream) {
 }
 
 t.test('a bad variable stops the process with one clear line and exit code 1', async (t) => {
-  const child = startServer({ PORT: 'not-a-port' })
+  const child = startServer({ NODE_ENV: 'test', PORT: 'not-a-port' })
   const stderr = collect(child.stderr)
   const stdout = collect(child.stdout)
   const [code] = await once(child, 'exit')

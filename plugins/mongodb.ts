@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyMongodb from '@fastify/mongodb'
-import { MongoClient, MongoNetworkError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb'
+import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb'
 import { DatabaseUnavailableError } from '../errors.js'
 
 const CONNECT_RETRY_MS = 500
@@ -16,6 +16,13 @@ declare module 'fastify' {
     /** Answers whether the database responds to a `ping` right now. */
     databaseIsReachable: () => Promise<boolean>
   }
+}
+
+const DUPLICATE_KEY = 11000
+
+/** A unique index refused an insert: on FerretDB as on MongoDB, the one compare-and-set that is atomic. */
+export function isDuplicateKey (error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === DUPLICATE_KEY
 }
 
 /**

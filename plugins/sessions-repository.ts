@@ -1,10 +1,14 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { LRUMap } from 'mnemonist'
 import { MongoServerError, ObjectId, type Collection, type Db } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.js'
-import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
+import { isDuplicateKey, mapDatabaseErrors, toDatabaseError } from './mongodb.js'
+import { createRevocationFeed, type RevocationDocument, type RevocationReason, type RevocationRecord } from './sessions/revocation-feed.js'
+import { decideRepeatedRotation } from './sessions/rotation-policy.js'
+import { hashRefreshToken, newRefreshToken, sealSuccessor, unsealSuccessor } from './sessions/token-crypto.js'
+
+export type { RevocationReason, RevocationRecord }
 
 /**
  * Sessions and refresh tokens. Built for FerretDB as well as MongoDB, whose
@@ -18,14 +22,11 @@ import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
  *   is stored encrypted under a key derived from its parent, so a concurrent
  *   request presenting the parent (another tab, a retry) can be handed the same
  *   successor, while the database alone can decrypt nothing.
- * - `revocations`: one document per revoked session (unique id), the record
- *   the revocation feed is built from. Each gets `seq`, the next number after
- *   the highest one, under a unique index: a writer picks N+1 only after N is
- *   committed, so sequence order is commit order and a feed reader that has
- *   seen N+1 can never later find an N it missed.
+ * - `revocations`: the revocation feed (sessions/revocation-feed.ts).
+ *
+ * The token crypto (sessions/token-crypto.ts) and the rotation rules
+ * (sessions/rotation-policy.ts) are pure functions, tested without a database.
  */
-
-export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'refresh_token_reused'
 
 interface SessionDocument {
   _id: ObjectId
@@ -63,25 +64,6 @@ interface UndeliveredTokenDocument {
   /** The token's SHA-256, as in `refresh_tokens`. */
   _id: string
   sessionId: ObjectId
-  expiresAt: Date
-}
-
-interface RevocationDocument {
-  /** The session id: unique, so each revoked session is recorded once. */
-  _id: ObjectId
-  userId: ObjectId
-  /** Position in the revocation feed; unique, gapless in commit order. */
-  seq: number
-  revokedAt: Date
-  reason: RevocationReason
-  /** No access token of the session is valid after this; the record can go then. */
-  expiresAt: Date
-}
-
-export interface RevocationRecord {
-  sessionId: string
-  seq: number
-  revokedAt: Date
   expiresAt: Date
 }
 
@@ -135,53 +117,14 @@ declare module 'fastify' {
 
 export type SessionsRepositoryOptions = Config['sessions']
 
-const DUPLICATE_KEY = 11000
-const MAX_SEQ_ATTEMPTS = 50
 /** Rounds of insert-or-resolve one rotation may take while concurrent retries withdraw and re-insert. */
 const MAX_ROTATION_ATTEMPTS = 4
 const MAX_UNDELIVERED_REMEMBERED = 10000
-/** A poll this close to the feed's end reads the new records by seq, not by a range query (see revocationsBySeq). */
-const NEWS_READ_BY_SEQ = 32
-const SEQ_LOOKUPS_AT_ONCE = 8
 const NOT_IMPLEMENTED = 238
 const OBJECT_ID = /^[0-9a-f]{24}$/
 
-function newRefreshToken (): string {
-  return randomBytes(32).toString('base64url')
-}
-
-function hashRefreshToken (token: string): string {
-  return createHash('sha256').update(token).digest('base64url')
-}
-
-function successorKey (parentToken: string): Buffer {
-  return createHmac('sha256', parentToken).update('auth-service refresh-token successor').digest()
-}
-
-function sealSuccessor (parentToken: string, successor: string): string {
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', successorKey(parentToken), iv)
-  const sealed = Buffer.concat([cipher.update(successor, 'utf8'), cipher.final()])
-  return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url')
-}
-
-function unsealSuccessor (parentToken: string, sealedToken: string): string | null {
-  try {
-    const bytes = Buffer.from(sealedToken, 'base64url')
-    const decipher = createDecipheriv('aes-256-gcm', successorKey(parentToken), bytes.subarray(0, 12))
-    decipher.setAuthTag(bytes.subarray(12, 28))
-    return Buffer.concat([decipher.update(bytes.subarray(28)), decipher.final()]).toString('utf8')
-  } catch {
-    return null
-  }
-}
-
 /** A logout ended the session while it rotated: the new token was withdrawn. */
 class SessionEndedDuringRotation extends Error {}
-
-function isDuplicateKey (error: unknown): boolean {
-  return error instanceof MongoServerError && error.code === DUPLICATE_KEY
-}
 
 function toRecord (document: SessionDocument): SessionRecord {
   return {
@@ -199,7 +142,7 @@ function toRecord (document: SessionDocument): SessionRecord {
 export function createSessionsRepository (db: Db, options: SessionsRepositoryOptions, hooks: { onPurgeTimerNeeded: () => void, onBestEffortFailure: (error: unknown) => void }): SessionsRepository {
   const sessions: Collection<SessionDocument> = db.collection('sessions')
   const tokens: Collection<RefreshTokenDocument> = db.collection('refresh_tokens')
-  const revocations: Collection<RevocationDocument> = db.collection('revocations')
+  const feed = createRevocationFeed(db.collection<RevocationDocument>('revocations'), options.accessTokenTtlSeconds)
   // Marks are inserted, never updated into the token document: on FerretDB a
   // concurrent update of that document (the sealed-copy purge) could write it away.
   const undeliveredTokens: Collection<UndeliveredTokenDocument> = db.collection('undelivered_refresh_tokens')
@@ -227,10 +170,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     await tokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
     await tokens.createIndex({ sealedUntil: 1 }, { name: 'sealedUntil' })
     await sessions.createIndex({ userId: 1 }, { name: 'userId' })
-    await revocations.createIndex({ seq: 1 }, { unique: true, name: 'seq_unique' })
-    // Revocations are purged by the timer only, never by a TTL index: the
-    // newest record must survive, or its seq could be handed out again.
-    await revocations.createIndex({ expiresAt: 1 }, { name: 'expiresAt' })
+    await feed.ensureIndexes()
     await undeliveredTokens.createIndex({ sessionId: 1 }, { name: 'sessionId' })
     const modes = await Promise.all([sessions, tokens, undeliveredTokens].map(createExpiryIndex))
     const mode = modes.includes('purge-timer') ? 'purge-timer' : 'ttl-index'
@@ -250,86 +190,6 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     return (await sessions.countDocuments({ _id: sessionId }, { limit: 1 })) === 1
   }
 
-  async function seqExists (seq: number): Promise<boolean> {
-    return await revocations.findOne({ seq }, { projection: { _id: 1 } }) !== null
-  }
-
-  /**
-   * The feed's latest seq. FerretDB pushes only `$natural` sorts down to
-   * PostgreSQL, so `sort({ seq: -1 }).limit(1)` read every record: ~0.5 s per
-   * logout with 10,000 records. Equality on `seq` is pushed down there (and
-   * indexed on MongoDB), and the seqs in the collection are contiguous (handed
-   * out gapless, purged only as a prefix), so the latest is found by probing
-   * upward from the last one this process saw: one round trip when no other
-   * replica wrote since, a few more (doubling, then bisecting) when one did.
-   * If that seq is gone (purged), or none was seen yet, the sort decides.
-   */
-  let lastSeenSeq = 0
-  async function latestSeq (): Promise<number> {
-    const known = lastSeenSeq
-    if (known > 0) {
-      const [knownExists, nextExists] = await Promise.all([seqExists(known), seqExists(known + 1)])
-      if (knownExists) {
-        if (!nextExists) return known
-        let present = known + 1
-        let absent = known + 2
-        while (await seqExists(absent)) {
-          present = absent
-          absent = known + 2 * (absent - known)
-        }
-        while (absent - present > 1) {
-          const middle = Math.floor((present + absent) / 2)
-          if (await seqExists(middle)) present = middle
-          else absent = middle
-        }
-        return (lastSeenSeq = present)
-      }
-    }
-    const latest = await revocations.find({}, { projection: { seq: 1 } }).sort({ seq: -1 }).limit(1).next()
-    return (lastSeenSeq = latest?.seq ?? 0)
-  }
-
-  /**
-   * The records in force among seqs `from`..`to`, in seq order, read one seq
-   * at a time, a few at once: a range query is a full scan on FerretDB (~0.5 s
-   * at 10,000 records), an equality lookup is not. A missing seq was purged.
-   */
-  async function revocationsBySeq (from: number, to: number): Promise<RevocationDocument[]> {
-    const now = new Date()
-    const found: RevocationDocument[] = []
-    for (let first = from; first <= to; first += SEQ_LOOKUPS_AT_ONCE) {
-      const seqs = Array.from({ length: Math.min(SEQ_LOOKUPS_AT_ONCE, to - first + 1) }, (_, i) => first + i)
-      for (const revocation of await Promise.all(seqs.map((seq) => revocations.findOne({ seq })))) {
-        if (revocation !== null && revocation.expiresAt > now) found.push(revocation)
-      }
-    }
-    return found
-  }
-
-  async function recordRevocation (session: SessionDocument, reason: RevocationReason) {
-    const revokedAt = new Date()
-    for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
-      try {
-        const seq = await latestSeq() + 1
-        await revocations.insertOne({
-          _id: session._id,
-          userId: session.userId,
-          seq,
-          revokedAt,
-          reason,
-          expiresAt: new Date(revokedAt.getTime() + options.accessTokenTtlSeconds * 1000)
-        })
-        lastSeenSeq = Math.max(lastSeenSeq, seq)
-        return
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error
-        // Either the session is already recorded (done), or another revocation took this seq (try the next).
-        if (await revocations.countDocuments({ _id: session._id }, { limit: 1 }) === 1) return
-      }
-    }
-    throw new Error('could not allocate a revocation sequence number')
-  }
-
   async function revoke (sessionId: string, reason: RevocationReason): Promise<boolean> {
     if (!OBJECT_ID.test(sessionId)) return false
     const _id = new ObjectId(sessionId)
@@ -337,7 +197,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     if (session === null) return false
     // Recorded before the session goes, so that a failure half-way leaves the
     // session's tokens findable and a retried logout completes the revocation.
-    await recordRevocation(session, reason)
+    await feed.record(session, reason)
     const { deletedCount } = await sessions.deleteOne({ _id })
     await tokens.deleteMany({ sessionId: _id })
     await undeliveredTokens.deleteMany({ sessionId: _id })
@@ -417,14 +277,18 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     const successor = await tokens.findOne({ parentHash: presentedHash })
     // Gone between our insert and this read: revoked (then the retry finds no session), or withdrawn by a concurrent retry.
     if (successor === null) return rotateFrom(presented, presentedHash, session, now, attempt + 1)
-    const used = await tokens.countDocuments({ parentHash: successor._id }, { limit: 1 }) === 1
-    if (used) return theft(session)
-    if (undelivered.has(successor._id) || await undeliveredTokens.countDocuments({ _id: successor._id }, { limit: 1 }) === 1) {
+    const decision = decideRepeatedRotation({
+      successorUsed: await tokens.countDocuments({ parentHash: successor._id }, { limit: 1 }) === 1,
+      successorUndelivered: undelivered.has(successor._id) || await undeliveredTokens.countDocuments({ _id: successor._id }, { limit: 1 }) === 1,
+      sinceIssuedMs: now.getTime() - successor.issuedAt.getTime(),
+      graceMs,
+      sealedCopyKept: successor.sealedToken !== undefined
+    })
+    if (decision === 'withdraw-and-rotate') {
       await tokens.deleteOne({ _id: successor._id, parentHash: presentedHash })
       return rotateFrom(presented, presentedHash, session, now, attempt + 1)
     }
-    const withinGrace = now.getTime() - successor.issuedAt.getTime() <= graceMs
-    const refreshToken = withinGrace && successor.sealedToken !== undefined ? unsealSuccessor(presented, successor.sealedToken) : null
+    const refreshToken = decision === 'same-successor' ? unsealSuccessor(presented, successor.sealedToken!) : null
     if (refreshToken === null) return theft(session)
     if (!(await sessionExists(session._id))) return { outcome: 'unknown' }
     return { outcome: 'grace', refreshToken, session: toRecord(session) }
@@ -525,24 +389,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       return revoked
     }),
 
-    listRevocations: mapDatabaseErrors(async (afterSeq: number, limit: number) => {
-      // Read first: a revocation recorded after it is above it, so the caller's
-      // next poll finds it. A caller already at the end (most polls) costs no scan.
-      const latest = await latestSeq()
-      if (afterSeq >= latest) return { revocations: [], latestSeq: latest }
-      const found = latest - afterSeq <= Math.min(limit, NEWS_READ_BY_SEQ)
-        ? await revocationsBySeq(afterSeq + 1, latest)
-        : await revocations.find({ seq: { $gt: afterSeq }, expiresAt: { $gt: new Date() } }).sort({ seq: 1 }).limit(limit).toArray()
-      return {
-        revocations: found.map((revocation) => ({
-          sessionId: revocation._id.toHexString(),
-          seq: revocation.seq,
-          revokedAt: revocation.revokedAt,
-          expiresAt: revocation.expiresAt
-        })),
-        latestSeq: latest
-      }
-    }),
+    listRevocations: mapDatabaseErrors(feed.list),
 
     markUndelivered: mapDatabaseErrors(markUndelivered),
 
@@ -552,17 +399,11 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
 
     purgeExpired: mapDatabaseErrors(async () => {
       const now = new Date()
-      // Revocation records go as a prefix of the feed: those below the oldest
-      // one still in force (an expired record above it waits, unserved), so the
-      // seqs left stay contiguous for latestSeq(). The newest always stays, so
-      // its seq is never handed out again.
-      const oldestInForce = await revocations.find({ expiresAt: { $gt: now } }, { projection: { seq: 1 } }).sort({ seq: 1 }).limit(1).next()
-      const keepFrom = oldestInForce?.seq ?? await latestSeq()
       await Promise.all([
         sessions.deleteMany({ expiresAt: { $lte: now } }),
         tokens.deleteMany({ expiresAt: { $lte: now } }),
         undeliveredTokens.deleteMany({ expiresAt: { $lte: now } }),
-        revocations.deleteMany({ seq: { $lt: keepFrom } })
+        feed.purge(now)
       ])
     })
   }

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { MongoServerError, ObjectId, type Collection } from 'mongodb'
+import { ObjectId, type Collection } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import { EmailTakenError } from '../errors.js'
-import { mapDatabaseErrors, toDatabaseError } from './mongodb.js'
+import { isDuplicateKey, mapDatabaseErrors, toDatabaseError } from './mongodb.js'
 
 interface UserDocument {
   _id: ObjectId
@@ -47,8 +47,6 @@ declare module 'fastify' {
     usersRepository: UsersRepository
   }
 }
-
-const DUPLICATE_KEY = 11000
 
 /**
  * Account creation time with second precision, taken from the id itself, so it
@@ -95,7 +93,7 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       try {
         await users.insertOne(document)
       } catch (error) {
-        if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) throw new EmailTakenError()
+        if (isDuplicateKey(error)) throw new EmailTakenError()
         throw toDatabaseError(error)
       }
       return toRecord(document)

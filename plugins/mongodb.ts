@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyMongodb from '@fastify/mongodb'
 import { MongoClient, MongoNetworkError, MongoServerError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb'
+import type { FastifyInstance } from 'fastify'
 import { DatabaseUnavailableError } from '../errors.js'
 
 const CONNECT_RETRY_MS = 500
@@ -47,7 +48,35 @@ export function mapDatabaseErrors<Args extends unknown[], Result> (method: (...a
   }
 }
 
-async function mongodbPlugin (fastify: import('fastify').FastifyInstance, options: MongodbPluginOptions) {
+/**
+ * Index creation, run once: the same promise for every caller until it
+ * fails, then tried afresh by the next one (the database may be back).
+ */
+export function memoisedIndexes (create: () => Promise<unknown>): () => Promise<void> {
+  let created: Promise<void> | undefined
+  return async function ensureIndexes () {
+    created ??= create().then(() => undefined, (error: unknown) => {
+      created = undefined
+      throw toDatabaseError(error)
+    })
+    return created
+  }
+}
+
+/**
+ * Starts a repository's index creation when the service is ready, without
+ * holding start-up hostage to the database: the service must come up (and
+ * report not-ready) while it is down; the repository retries on first use.
+ */
+export function createIndexesOnReady (fastify: FastifyInstance, what: string, ensureIndexes: () => Promise<void>) {
+  fastify.addHook('onReady', async () => {
+    ensureIndexes().catch((error: unknown) => {
+      fastify.log.warn({ err: error }, `could not create the ${what} indexes yet; retrying on first use`)
+    })
+  })
+}
+
+async function mongodbPlugin (fastify: FastifyInstance, options: MongodbPluginOptions) {
   // The client is created here and handed over, because @fastify/mongodb would
   // `connect()` during registration: the service must start (and answer
   // liveness) while the database is down. The driver connects on first use.

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import { EmailTakenError } from '../errors.js'
-import { isDuplicateKey, mapDatabaseErrors, toDatabaseError } from './mongodb.js'
+import { createIndexesOnReady, isDuplicateKey, mapDatabaseErrors, memoisedIndexes, toDatabaseError } from './mongodb.js'
 
 interface UserDocument {
   _id: ObjectId
@@ -69,17 +69,7 @@ function toRecord (document: UserDocument): UserRecord {
 }
 
 export function createUsersRepository (users: Collection<UserDocument>): UsersRepository {
-  let indexesCreated: Promise<void> | undefined
-
-  async function ensureIndexes () {
-    indexesCreated ??= users.createIndex({ email: 1 }, { unique: true, name: 'email_unique' })
-      .then(() => undefined)
-      .catch((error: unknown) => {
-        indexesCreated = undefined
-        throw toDatabaseError(error)
-      })
-    return indexesCreated
-  }
+  const ensureIndexes = memoisedIndexes(() => users.createIndex({ email: 1 }, { unique: true, name: 'email_unique' }))
 
   return {
     ensureIndexes,
@@ -125,13 +115,7 @@ async function usersRepositoryPlugin (fastify: FastifyInstance) {
   const repository = createUsersRepository(fastify.mongo.db!.collection<UserDocument>('users'))
   fastify.decorate('usersRepository', repository)
 
-  // Created at start, but without holding start-up hostage to the database:
-  // the service must come up (and report not-ready) while it is down.
-  fastify.addHook('onReady', async () => {
-    repository.ensureIndexes().catch((error: unknown) => {
-      fastify.log.warn({ err: error }, 'could not create the users indexes yet; retrying on first use')
-    })
-  })
+  createIndexesOnReady(fastify, 'users', repository.ensureIndexes)
 }
 
 export default fp(usersRepositoryPlugin, { name: 'users-repository', fastify: '5.x', dependencies: ['mongodb'] })

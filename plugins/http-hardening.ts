@@ -16,8 +16,8 @@ export interface HttpHardeningOptions {
  * built by helmet once at start-up. helmet's defaults are made for HTML
  * documents; on JSON responses most of them (COOP, Origin-Agent-Cluster,
  * X-DNS-Prefetch-Control, X-Download-Options, X-Permitted-Cross-Domain-Policies,
- * X-XSS-Protection) do nothing, yet Node checks every header on every response:
- * twelve of them were ~10 % of GET /user/profile's CPU. The policy here is
+ * X-XSS-Protection) do nothing, yet Node checks and writes every header on
+ * every response. The policy here is
  * stricter where it matters: nothing may load or frame a JSON response, and
  * `Cache-Control: no-store` keeps tokens and profiles out of every cache
  * (RFC 6749 §5.1); the routes meant to be cached (JWKS, revocations) set their

@@ -27,8 +27,7 @@ function redactQuery (url: string): string {
 /**
  * redactUrl for a query with nothing encoded, where a parameter is
  * `secret_token` only as written: found with indexOf, without splitting the
- * query into an array and decoding every name (~2 µs of a line at `info`
- * for GET /user/profile?secret_token=…). A property test holds it to
+ * query into an array and decoding every name. A property test holds it to
  * redactEncodedQuery's result.
  */
 export function redactPlainQuery (url: string, queryStart: number): string {
@@ -67,8 +66,8 @@ export function redactEncodedQuery (url: string, queryStart: number): string {
  * A file descriptor (standard output for the service) through sonic-boom,
  * pino's own destination, flushed on exit, fed each line as a Buffer. Fed
  * strings, sonic-boom measures the UTF-8 length of its whole pending chunk (up
- * to 16 KiB) again on every line: at `info` under load that was ~9 % of
- * GET /user/profile's CPU samples. pino calls flushSync after a fatal line.
+ * to 16 KiB) again on every line; fed Buffers, it adds lengths. pino calls
+ * flushSync after a fatal line.
  */
 export function logDestination (fd: number): DestinationStream {
   const sonic = destination({ dest: fd, sync: false, contentMode: 'buffer' })
@@ -87,9 +86,8 @@ export function loggerOptions (level: string, stream?: DestinationStream): Fasti
     stream: stream ?? logDestination(1),
     // Defence in depth: nothing logs headers today, but a future debug line
     // must not leak them. `req` needs no paths: its serializer below keeps
-    // four fields and never headers or the query, and a `req.*` path made
-    // pino clone and restore the request on every line (~9 µs a line, about
-    // a quarter of the cost of logging a request at info).
+    // four fields and never headers or the query, and a `req.*` path would
+    // make pino clone and restore the request on every line.
     redact: {
       paths: ['headers.authorization', 'headers.cookie'],
       censor: REDACTED
@@ -110,9 +108,8 @@ export function loggerOptions (level: string, stream?: DestinationStream): Fasti
 /**
  * One log line per request, when it completes, with the request (URL
  * redacted by the serializer above), the status and the time taken. Fastify's
- * default writes a second line on arrival: at `info` the pair cost ~20 % of
- * GET /user/profile's throughput, and the arrival line tells nothing the
- * completion line lacks. Every other line Fastify writes (errors, stream and
+ * default writes a second line on arrival, which tells nothing the completion
+ * line lacks and, at `info`, costs a measurable share of throughput. Every other line Fastify writes (errors, stream and
  * serializer failures, shutdown refusals) is kept.
  */
 export class OneLinePerRequest extends LogController {
@@ -130,9 +127,9 @@ type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 /**
  * A request's logger: the pino child Fastify makes for every request, made
  * only when a line is written at an enabled level. At `warn` most requests
- * write nothing, and making the child (its formatters rebuilt, its reqId
- * binding serialised) was ~3.5 µs of ~105 µs per GET /user/profile. At `info`
- * every request writes its completion line, so the child is made then.
+ * write nothing, so making the child (its formatters rebuilt, its reqId
+ * binding serialised) is skipped. At `info` every request writes its
+ * completion line, so the child is made then.
  */
 class LazyRequestLogger implements FastifyBaseLogger {
   #child: FastifyBaseLogger | undefined

@@ -44,7 +44,7 @@ export type RateLimitPluginOptions = Config['rateLimit']
 async function rateLimitPlugin (fastify: FastifyInstance, options: RateLimitPluginOptions) {
   let redis: Redis | undefined
   if (options.redisUrl !== undefined) {
-    // Loaded only when configured: ~40 ms of start-up otherwise spent for nothing.
+    // Loaded only when configured: its start-up time is otherwise spent for nothing.
     const { Redis } = await import('ioredis')
     redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 })
     redis.on('error', (error) => fastify.log.warn({ err: error }, 'redis (rate-limit store) error'))

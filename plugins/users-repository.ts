@@ -51,8 +51,8 @@ declare module 'fastify' {
 /**
  * Account creation time with second precision, taken from the id itself, so it
  * can be told from `sub` alone (the profile route needs no database call).
- * An ObjectId starts with its creation time in seconds, as 8 hex digits; read
- * directly, since constructing an ObjectId per request was ~4 % of the route.
+ * An ObjectId starts with its creation time in seconds, as 8 hex digits, read
+ * directly: the profile route would otherwise build an ObjectId per request.
  */
 export function createdAtOf (id: string): Date {
   return new Date(Number.parseInt(id.slice(0, 8), 16) * 1000)

@@ -47,8 +47,8 @@ export function createRevocationFeed (revocations: Collection<RevocationDocument
 
   /**
    * The feed's latest seq. FerretDB pushes only `$natural` sorts down to
-   * PostgreSQL, so `sort({ seq: -1 }).limit(1)` read every record: ~0.5 s per
-   * logout with 10,000 records. Equality on `seq` is pushed down there (and
+   * PostgreSQL, so `sort({ seq: -1 }).limit(1)` reads every record, on every
+   * logout. Equality on `seq` is pushed down there (and
    * indexed on MongoDB), and the seqs in the collection are contiguous (handed
    * out gapless, purged only as a prefix), so the latest is found by probing
    * upward from the last one this process saw: one round trip when no other
@@ -82,8 +82,8 @@ export function createRevocationFeed (revocations: Collection<RevocationDocument
 
   /**
    * The records in force among seqs `from`..`to`, in seq order, read one seq
-   * at a time, a few at once: a range query is a full scan on FerretDB (~0.5 s
-   * at 10,000 records), an equality lookup is not. A missing seq was purged.
+   * at a time, a few at once: a range query is a full scan on FerretDB, an
+   * equality lookup is not. A missing seq was purged.
    */
   async function revocationsBySeq (from: number, to: number): Promise<RevocationDocument[]> {
     const now = new Date()

@@ -4,9 +4,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import fastifyFormbody from '@fastify/formbody'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
-import { OneLinePerRequest, lazyRequestLoggers, loggerOptions } from './plugins/logger.js'
+import { OneLinePerRequest, loggerOptions } from './plugins/logger.js'
 import { schemaController } from './plugins/validation.js'
-import { parseQueryString } from './plugins/querystring.js'
 import errorHandler from './plugins/error-handler.js'
 import docs from './plugins/docs.js'
 import httpHardening from './plugins/http-hardening.js'
@@ -54,11 +53,9 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
     logController: new OneLinePerRequest(),
-    childLoggerFactory: lazyRequestLoggers,
     bodyLimit: config.bodyLimitBytes,
     trustProxy: trustProxyOption(config.trustProxy),
     schemaController,
-    routerOptions: { querystringParser: parseQueryString },
     // A caller's request id is kept (to follow a request across services) only if it is sane.
     genReqId: (request) => {
       const incoming = request.headers['x-request-id']

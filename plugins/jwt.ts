@@ -138,41 +138,24 @@ function createSignatureVerifier (options: JwtPluginOptions): (token: string) =>
 /**
  * The verified-token cache in front of every key's verifier: a token seen
  * before skips the header parse and the signature check until its `exp`.
- * Entries are found by a few characters of the token's signature (see
- * cacheKeyOf) and used only if the whole token is the one that was verified,
- * so two tokens can never share an entry: a valid signature glued to another
- * header or payload misses and goes to the verifier, which refuses it.
- * (fast-jwt's own cache keys by a SHA-256 of the whole token, which costs
- * more than the lookup it saves.) Only successes are cached, so a refused token is
- * checked again each time and an expired one gets TOKEN_EXPIRED. An LRUMap (a
- * Map inside), not an LRUCache (an object inside): a long property key is
- * looked up in V8's string table on every request.
+ * Keyed by the whole token, so an entry serves only the identical token: a
+ * valid signature glued to another header or payload misses and goes to the
+ * verifier, which refuses it. Only successes are cached, so a refused token is
+ * checked again each time and an expired one gets TOKEN_EXPIRED. (fast-jwt's
+ * own cache keys by a SHA-256 of the token, which costs more than the lookup
+ * it saves.)
  */
 function createTokenVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
   const verifySignature = createSignatureVerifier(options)
   if (options.verifyCacheSize === 0) return verifySignature
-  const verified = new LRUMap<number, { token: string, claims: AccessTokenClaims }>(options.verifyCacheSize)
+  const verified = new LRUMap<string, AccessTokenClaims>(options.verifyCacheSize)
   return function verifyCached (token: string) {
-    const key = cacheKeyOf(token)
-    const cached = verified.get(key)
-    if (cached !== undefined && cached.token === token && cached.claims.exp * 1000 > Date.now()) return cached.claims
+    const cached = verified.get(token)
+    if (cached !== undefined && cached.exp * 1000 > Date.now()) return cached
     const claims = verifySignature(token)
-    verified.set(key, { token, claims })
+    verified.set(token, claims)
     return claims
   }
-}
-
-/**
- * Where the cache looks for a token: 28 bits from four characters near its
- * end, which in any token this service signs are signature characters
- * (random base64url). A small integer is hashed and compared at no cost; the
- * signature as a string was sliced, hashed, and compared with the stored
- * one, whose characters were seldom still in the CPU's cache. Tokens sharing
- * a key are no risk: an entry serves only the identical token.
- */
-function cacheKeyOf (token: string): number {
-  const end = token.length - 2
-  return (token.charCodeAt(end) << 21) | (token.charCodeAt(end - 1) << 14) | (token.charCodeAt(end - 2) << 7) | token.charCodeAt(end - 3)
 }
 
 async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {

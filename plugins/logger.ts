@@ -1,5 +1,5 @@
-import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import { destination, type Bindings, type ChildLoggerOptions, type DestinationStream, type Logger } from 'pino'
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { destination, type DestinationStream } from 'pino'
 
 const REDACTED = '[REDACTED]'
 
@@ -120,51 +120,4 @@ export class OneLinePerRequest extends LogController {
     if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
     else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   }
-}
-
-type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
-
-/**
- * A request's logger: the pino child Fastify makes for every request, made
- * only when a line is written at an enabled level. At `warn` most requests
- * write nothing, so making the child (its formatters rebuilt, its reqId
- * binding serialised) is skipped. At `info` every request writes its
- * completion line, so the child is made then.
- */
-class LazyRequestLogger implements FastifyBaseLogger {
-  #child: FastifyBaseLogger | undefined
-
-  constructor (private readonly parent: Logger, private readonly requestBindings: Bindings) {}
-
-  #made (): FastifyBaseLogger {
-    this.#child ??= this.parent.child(this.requestBindings)
-    return this.#child
-  }
-
-  #write (level: Level, args: unknown[]) {
-    if (this.#child === undefined && !this.parent.isLevelEnabled(level)) return
-    const logger = this.#made()
-    Reflect.apply(logger[level], logger, args)
-  }
-
-  get level () { return (this.#child ?? this.parent).level }
-  set level (level: string) { this.#made().level = level }
-
-  fatal (...args: unknown[]) { this.#write('fatal', args) }
-  error (...args: unknown[]) { this.#write('error', args) }
-  warn (...args: unknown[]) { this.#write('warn', args) }
-  info (...args: unknown[]) { this.#write('info', args) }
-  debug (...args: unknown[]) { this.#write('debug', args) }
-  trace (...args: unknown[]) { this.#write('trace', args) }
-  silent () {}
-
-  child (bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
-    return this.#made().child(bindings, options)
-  }
-}
-
-/** Fastify's childLoggerFactory: lazy request loggers, unless a route sets its own level or serializers. */
-export const lazyRequestLoggers: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, options) {
-  if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options)
-  return new LazyRequestLogger(logger as Logger, bindings)
 }

@@ -1,10 +1,22 @@
 import { randomBytes } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { build, freshDatabaseUrl, registerUser } from './helper.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A Redis key prefix of the test's own, and a client to read it; the keys go at teardown. */
+function redisKeys (t: Test) {
+  const prefix = `auth-service-test:${randomBytes(4).toString('hex')}:`
+  const redis = new Redis(REDIS_URL)
+  t.teardown(async () => {
+    const keys = await redis.keys(`${prefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  })
+  return { prefix, redis }
+}
 
 function attemptLogin (app: FastifyInstance, email: string, password: string, headers: Record<string, string> = {}) {
   return app.inject({ method: 'POST', url: '/login', headers, payload: { email, password } })
@@ -119,13 +131,7 @@ t.test('review finding 5: wrong current passwords at PUT /user/password count wi
 })
 
 t.test('with REDIS_URL the limits are shared by every replica, and Redis holds no email', async (t) => {
-  const prefix = `auth-service-test:${randomBytes(4).toString('hex')}:`
-  const redis = new Redis(REDIS_URL)
-  t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
-  })
+  const { prefix, redis } = redisKeys(t)
   const databaseUrl = await freshDatabaseUrl()
   const env = { MONGODB_URL: databaseUrl, REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_IP_MAX: '3', RATE_LIMIT_EMAIL_MAX: '2' }
   const replicaA = await build(t, { env })
@@ -148,13 +154,7 @@ t.test('with REDIS_URL the limits are shared by every replica, and Redis holds n
 })
 
 t.test('review finding 2, with REDIS_URL: concurrent guesses on two replicas cannot overshoot the shared limit', async (t) => {
-  const prefix = `auth-service-test:${randomBytes(4).toString('hex')}:`
-  const redis = new Redis(REDIS_URL)
-  t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length > 0) await redis.del(...keys)
-    await redis.quit()
-  })
+  const { prefix } = redisKeys(t)
   const env = { MONGODB_URL: await freshDatabaseUrl(), REDIS_URL, REDIS_KEY_PREFIX: prefix, RATE_LIMIT_EMAIL_MAX: '4' }
   const replicas = [await build(t, { env }), await build(t, { env })]
   const user = await registerUser(replicas[0]!)

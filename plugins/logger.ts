@@ -109,8 +109,9 @@ export function loggerOptions (level: string, stream?: DestinationStream): Fasti
  * One log line per request, when it completes, with the request (URL
  * redacted by the serializer above), the status and the time taken. Fastify's
  * default writes a second line on arrival, which tells nothing the completion
- * line lacks and, at `info`, costs a measurable share of throughput. Every other line Fastify writes (errors, stream and
- * serializer failures, shutdown refusals) is kept.
+ * line lacks and, at `info`, costs a measurable share of throughput. Every
+ * other line Fastify writes (errors, stream and serializer failures, shutdown
+ * refusals) is kept.
  */
 export class OneLinePerRequest extends LogController {
   override incomingRequest (): void {}

@@ -8,6 +8,7 @@ import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import type { PublicJwk } from '../keys.js'
 import type { AccessTokenClaims } from '@auth-service/verify'
+import { OBJECT_ID } from '../schemas/common.js'
 
 /** What the service signs; `iat`, `exp`, `iss` and `aud` are added by the signer. */
 export interface AccessTokenPayload {
@@ -93,7 +94,6 @@ function headerOf (token: string): { kid?: unknown, alg?: unknown } {
  * @fastify/jwt's request.jwtVerify() rebuilt option objects and went through
  * callbacks and a key lookup on every request.
  */
-const OBJECT_ID = /^[0-9a-f]{24}$/
 /** How far ahead of this clock a token's `iat` may be (another replica's clock); beyond it the token is refused. */
 const IAT_CLOCK_TOLERANCE_MS = 5000
 

@@ -37,7 +37,10 @@ export const PasswordToCheckSchema = Type.String({
   pattern: PASSWORD_CHARACTERS
 })
 
-export const ObjectIdSchema = Type.String({ pattern: '^[0-9a-f]{24}$', description: 'A 24-character hex id.' })
+/** What an id this service issues looks like (a MongoDB ObjectId in lower-case hex). */
+export const OBJECT_ID = /^[0-9a-f]{24}$/
+
+export const ObjectIdSchema = Type.String({ pattern: OBJECT_ID.source, description: 'A 24-character hex id.' })
 
 export const UserSchema = Type.Object({
   id: ObjectIdSchema,

@@ -34,18 +34,6 @@ function buildOn (t: Test, database: DatabaseProcess, name: string) {
   return build(t, { env: { MONGODB_URL: database.url(name), MONGODB_SERVER_SELECTION_TIMEOUT_MS: String(SELECTION_TIMEOUT_MS) } })
 }
 
-async function waitFor (t: Test, description: string, check: () => Promise<boolean>, timeoutMs = 15000) {
-  const started = performance.now()
-  while (performance.now() - started < timeoutMs) {
-    if (await check()) {
-      t.pass(`${description} (after ${Math.round(performance.now() - started)} ms)`)
-      return
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  t.fail(`${description}: not within ${timeoutMs} ms`)
-}
-
 async function waitUntil (check: () => Promise<boolean>, timeoutMs: number) {
   const started = performance.now()
   while (performance.now() - started < timeoutMs) {
@@ -53,6 +41,12 @@ async function waitUntil (check: () => Promise<boolean>, timeoutMs: number) {
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return false
+}
+
+async function waitFor (t: Test, description: string, check: () => Promise<boolean>, timeoutMs = 15000) {
+  const started = performance.now()
+  if (await waitUntil(check, timeoutMs)) t.pass(`${description} (after ${Math.round(performance.now() - started)} ms)`)
+  else t.fail(`${description}: not within ${timeoutMs} ms`)
 }
 
 const status = async (app: FastifyInstance, url: string) => (await app.inject({ method: 'GET', url })).statusCode

@@ -5,6 +5,7 @@ import { isDuplicateKey, mapDatabaseErrors, memoisedIndexes } from '../mongodb.j
 import { createRevocationFeed, type RevocationDocument, type RevocationReason, type RevocationRecord } from './revocation-feed.js'
 import { decideRepeatedRotation } from './rotation-policy.js'
 import { hashRefreshToken, newRefreshToken, sealSuccessor, unsealSuccessor } from './token-crypto.js'
+import { OBJECT_ID } from '../../schemas/common.js'
 
 export type { RevocationReason, RevocationRecord }
 
@@ -113,7 +114,6 @@ export type SessionsRepositoryOptions = Config['sessions']
 const MAX_ROTATION_ATTEMPTS = 4
 const MAX_UNDELIVERED_REMEMBERED = 10000
 const NOT_IMPLEMENTED = 238
-const OBJECT_ID = /^[0-9a-f]{24}$/
 
 /** A logout ended the session while it rotated: the new token was withdrawn. */
 class SessionEndedDuringRotation extends Error {}

@@ -16,10 +16,15 @@ import passwordHasher from './plugins/password-hasher.js'
 import jwt from './plugins/jwt.js'
 import usersRepository from './plugins/users-repository.js'
 import sessionsRepository from './plugins/sessions-repository.js'
+import outbox from './plugins/outbox.js'
+import emailCodes from './plugins/email-codes.js'
+import accountMessages from './plugins/account-messages.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import userRoutes from './routes/user.js'
+import passwordRoutes from './routes/password.js'
+import emailRoutes from './routes/email.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsRoutes from './routes/metrics.js'
 import revocationsRoutes from './routes/revocations.js'
@@ -80,13 +85,18 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(jwt, config.jwt)
   app.register(usersRepository)
   app.register(sessionsRepository, config.sessions)
+  app.register(outbox, { ...config.email, purgeIntervalSeconds: config.sessions.purgeIntervalSeconds })
+  app.register(emailCodes, { purgeIntervalSeconds: config.sessions.purgeIntervalSeconds })
+  app.register(accountMessages, config.email)
 
   // Route plugins stay encapsulated (their hooks stay inside), and each names
   // the plugins whose decorators it uses: a missing one fails at start-up.
   app.register(healthRoutes)
   app.register(metricsRoutes)
-  app.register(authRoutes)
+  app.register(authRoutes, { requireEmailVerification: config.email.requireVerification })
   app.register(userRoutes, { prefix: '/user' })
+  app.register(passwordRoutes)
+  app.register(emailRoutes)
   app.register(jwksRoutes)
   app.register(revocationsRoutes)
 

@@ -49,8 +49,27 @@ export interface Config {
     emailWindowSeconds: number
     emailMax: number
     accountMax: number
+    /** Messages /password/forgot and /email/verification queue per address and window. */
+    messageRequestMax: number
     redisUrl?: string
     redisKeyPrefix: string
+  }
+  email: {
+    smtpUrl?: string
+    from: string
+    /** The domain of EMAIL_FROM's address, which names every Message-ID. */
+    messageIdDomain: string
+    productName: string
+    templatesDir?: string
+    passwordResetUrl?: string
+    verifyUrl?: string
+    requireVerification: boolean
+    resetCodeTtlSeconds: number
+    verificationCodeTtlSeconds: number
+    maxAttempts: number
+    retryBaseSeconds: number
+    claimTimeoutSeconds: number
+    pollIntervalMs: number
   }
   maxEventLoopDelayMs: number
   bcryptCost: number
@@ -93,6 +112,9 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     throw new ConfigError(`Invalid configuration: BCRYPT_COST must be at least ${MIN_PRODUCTION_BCRYPT_COST} when NODE_ENV=production`)
   }
   const keys = env.JWT_ALGORITHM === 'HS256' ? loadSharedSecret(env, isProduction) : loadKeyPairs(env, env.JWT_ALGORITHM, isProduction)
+  if (isProduction && env.SMTP_URL === undefined) {
+    throw new ConfigError('Invalid configuration: SMTP_URL is required when NODE_ENV=production (verification and password-reset messages must be delivered)')
+  }
 
   return {
     nodeEnv: env.NODE_ENV,
@@ -127,8 +149,25 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       emailWindowSeconds: env.RATE_LIMIT_EMAIL_WINDOW_SECONDS,
       emailMax: env.RATE_LIMIT_EMAIL_MAX,
       accountMax: env.RATE_LIMIT_ACCOUNT_MAX ?? 10 * env.RATE_LIMIT_EMAIL_MAX,
+      messageRequestMax: env.EMAIL_REQUEST_MAX,
       ...(env.REDIS_URL === undefined ? {} : { redisUrl: env.REDIS_URL }),
       redisKeyPrefix: env.REDIS_KEY_PREFIX
+    },
+    email: {
+      ...(env.SMTP_URL === undefined ? {} : { smtpUrl: env.SMTP_URL }),
+      from: env.EMAIL_FROM,
+      messageIdDomain: domainOfSender(env.EMAIL_FROM),
+      productName: env.EMAIL_PRODUCT_NAME,
+      ...(env.EMAIL_TEMPLATES_DIR === undefined ? {} : { templatesDir: env.EMAIL_TEMPLATES_DIR }),
+      ...(env.PASSWORD_RESET_URL === undefined ? {} : { passwordResetUrl: env.PASSWORD_RESET_URL }),
+      ...(env.EMAIL_VERIFY_URL === undefined ? {} : { verifyUrl: env.EMAIL_VERIFY_URL }),
+      requireVerification: env.REQUIRE_EMAIL_VERIFICATION,
+      resetCodeTtlSeconds: env.PASSWORD_RESET_CODE_TTL_SECONDS,
+      verificationCodeTtlSeconds: env.EMAIL_VERIFICATION_CODE_TTL_SECONDS,
+      maxAttempts: env.EMAIL_MAX_ATTEMPTS,
+      retryBaseSeconds: env.EMAIL_RETRY_BASE_SECONDS,
+      claimTimeoutSeconds: env.EMAIL_CLAIM_TIMEOUT_SECONDS,
+      pollIntervalMs: env.EMAIL_POLL_INTERVAL_MS
     },
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
@@ -209,6 +248,14 @@ const DEFAULT_DATABASE = 'auth'
 function databaseOf (url: string): string {
   const path = /^mongodb(?:\+srv)?:\/\/[^/?]*\/?([^?]*)/.exec(url)?.[1] ?? ''
   return path === '' ? DEFAULT_DATABASE : decodeURIComponent(path)
+}
+
+/** The domain of `address` or of `Name <address>`. */
+function domainOfSender (from: string): string {
+  const address = /<([^<>]*)>\s*$/.exec(from)?.[1] ?? from.trim()
+  const match = /^[^\s@<>]+@([^\s@<>]+)$/.exec(address)
+  if (match === null) throw new ConfigError('Invalid configuration: EMAIL_FROM must be an email address, or Name <address>')
+  return match[1]!
 }
 
 function splitList (value: string): string[] {

@@ -33,6 +33,14 @@ export const FragmentInRequestTargetError = createError('INVALID_REQUEST_TARGET'
 
 export const InvalidCursorError = createError('INVALID_CURSOR', 'The cursor is not one this service issued, or the feed has not reached it; poll without a cursor to start over', 400)
 
+export const TooManyMessagesError = createError('RATE_LIMITED', 'Too many messages were asked for this address; retry later', 429)
+
+export const EmailNotVerifiedError = createError('EMAIL_NOT_VERIFIED', 'Confirm your email address first: a code was sent to it (ask for another at POST /email/verification)', 403)
+
+export const ResetCodeInvalidError = createError('RESET_CODE_INVALID', 'The reset code or link is wrong, used, expired or dead; ask for a new one', 401)
+
+export const VerificationCodeInvalidError = createError('VERIFICATION_CODE_INVALID', 'The verification code or link is wrong, used, expired or dead; ask for a new one', 401)
+
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'

@@ -197,6 +197,8 @@ export interface paths {
                                 id: string;
                                 /** Format: email */
                                 email: string;
+                                /** @description True once a code sent to this address was confirmed (POST /email/verify) or used for a password reset. */
+                                emailVerified: boolean;
                                 /** Format: date-time */
                                 createdAt: string;
                             };
@@ -353,6 +355,15 @@ export interface paths {
                 };
                 /** @description Unknown email or wrong password (the two are indistinguishable). Codes: `INVALID_CREDENTIALS`. */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description REQUIRE_EMAIL_VERIFICATION is on and the account's address is not verified yet (only after a correct password); nothing is issued. Codes: `EMAIL_NOT_VERIFIED`. */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -661,6 +672,8 @@ export interface paths {
                                 id: string;
                                 /** Format: email */
                                 email: string;
+                                /** @description True once a code sent to this address was confirmed (POST /email/verify) or used for a password reset. */
+                                emailVerified: boolean;
                                 /** Format: date-time */
                                 createdAt: string;
                             };
@@ -1040,6 +1053,683 @@ export interface paths {
             };
         };
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change the email address: a code goes to the new one, a notice to the current one
+         * @description Nothing changes yet: a verification message goes to `newEmail`, and the account moves to it when that code is confirmed at POST /email/verify (with the new address). A notice goes to the current address. Asking again replaces the previous code.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        newEmail: string;
+                        password: string;
+                    };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        newEmail: string;
+                        password: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Accepted: when an account calls for it, a message is stored for delivery. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The same text whether or not an account has the address. */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Invalid access token, ended session, or wrong password. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`, `INVALID_CURRENT_PASSWORD`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The new address is already an account's (this one's included). Codes: `EMAIL_TAKEN`. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client, or too many wrong passwords for this account; see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password-reset code by email
+         * @description Answers 202 with the same body, in about the same time, whether or not an account has the address; a reset message (a code, and a link when PASSWORD_RESET_URL is set) is stored for delivery only for a known one. Asking again replaces the previous code.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                    };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Accepted: when an account calls for it, a message is stored for delivery. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The same text whether or not an account has the address. */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client, or too many messages asked for this address (known or not); see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with the code (or the link token) of a reset message
+         * @description Stores the new password, revokes every session of the account (they appear in GET /revocations), and queues a "your password was changed" notice. A code is single-use, expires (PASSWORD_RESET_CODE_TTL_SECONDS) and dies after 5 tries; wrong codes count as failed logins against the account.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                        /**
+                         * @description The code from the message: 8 characters (shown as `ABCD-EFGH`); case, spaces and dashes are ignored.
+                         * @example K7PM-Q2XH
+                         */
+                        code: string;
+                        /**
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
+                         * @example correct horse battery staple
+                         */
+                        newPassword: string;
+                    } | {
+                        /** @description The `token` query parameter of the link in the message (single-use, 256 random bits). */
+                        token: string;
+                        /**
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
+                         * @example correct horse battery staple
+                         */
+                        newPassword: string;
+                    };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                        /**
+                         * @description The code from the message: 8 characters (shown as `ABCD-EFGH`); case, spaces and dashes are ignored.
+                         * @example K7PM-Q2XH
+                         */
+                        code: string;
+                        /**
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
+                         * @example correct horse battery staple
+                         */
+                        newPassword: string;
+                    } | {
+                        /** @description The `token` query parameter of the link in the message (single-use, 256 random bits). */
+                        token: string;
+                        /**
+                         * @description At least 8 characters and at most 72 bytes in UTF-8 (in Unicode NFC, the form it is compared in); no NUL character, no lone surrogate.
+                         * @example correct horse battery staple
+                         */
+                        newPassword: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The password is changed; every session is over. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The code or token is wrong, used, expired or dead (the same answer for an unknown address). Codes: `RESET_CODE_INVALID`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client, or too many wrong codes for this account; see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a new verification code for an account's address
+         * @description Answers 202 with the same body, in about the same time, for an unknown, an already verified or an unverified address; a message is stored for delivery only for an unverified account. Asking again replaces the previous code.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                    };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Accepted: when an account calls for it, a message is stored for delivery. */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The same text whether or not an account has the address. */
+                            message: string;
+                        };
+                    };
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client, or too many messages asked for this address (known or not); see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm an address with the code (or the link token) of a verification message
+         * @description For the account's own address, marks it verified. For an email change (PUT /user/email), the code went to the new address: confirming it moves the account to that address (verified) and queues a notice to the old one. A code is single-use, expires (EMAIL_VERIFICATION_CODE_TTL_SECONDS) and dies after 5 tries; wrong codes count as failed logins against the address.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                        /**
+                         * @description The code from the message: 8 characters (shown as `ABCD-EFGH`); case, spaces and dashes are ignored.
+                         * @example K7PM-Q2XH
+                         */
+                        code: string;
+                    } | {
+                        /** @description The `token` query parameter of the link in the message (single-use, 256 random bits). */
+                        token: string;
+                    };
+                    "application/x-www-form-urlencoded": {
+                        /**
+                         * Format: email
+                         * @description Trimmed and lower-cased before it is stored or looked up.
+                         * @example ann@example.com
+                         */
+                        email: string;
+                        /**
+                         * @description The code from the message: 8 characters (shown as `ABCD-EFGH`); case, spaces and dashes are ignored.
+                         * @example K7PM-Q2XH
+                         */
+                        code: string;
+                    } | {
+                        /** @description The `token` query parameter of the link in the message (single-use, 256 random bits). */
+                        token: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The address is confirmed (for an email change: the account now has it). */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            user: {
+                                /** @description A 24-character hex id. */
+                                id: string;
+                                /** Format: email */
+                                email: string;
+                                /** @description True once a code sent to this address was confirmed (POST /email/verify) or used for a password reset. */
+                                emailVerified: boolean;
+                                /** Format: date-time */
+                                createdAt: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The code or token is wrong, used, expired or dead (the same answer for an unknown address). Codes: `VERIFICATION_CODE_INVALID`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An email change cannot complete: another account took the new address meanwhile. Codes: `EMAIL_TAKEN`. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client, or too many wrong codes for this address; see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;

@@ -5,11 +5,16 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 /** The auth events: each is one log line and one counter increment. Never a secret, never an email. */
 export type AuthEvent =
   | { event: 'signup', outcome: 'success' | 'email_taken', userId?: string }
-  | { event: 'login', outcome: 'success' | 'invalid_credentials' | 'rate_limited', userId?: string, sessionId?: string }
+  | { event: 'login', outcome: 'success' | 'invalid_credentials' | 'rate_limited' | 'email_not_verified', userId?: string, sessionId?: string }
   | { event: 'refresh', outcome: 'rotated' | 'grace' | 'reuse_detected' | 'invalid' | 'session_expired', userId?: string, sessionId?: string }
   | { event: 'password_change', outcome: 'success' | 'invalid_current_password' | 'rate_limited', userId: string, revokedSessions?: number }
   | { event: 'logout', outcome: 'success', sessionId: string }
   | { event: 'session_revoked', outcome: 'by_user', userId: string, sessionId?: string, revokedSessions?: number }
+  | { event: 'password_reset_request', outcome: 'queued' | 'unknown_email' | 'rate_limited', userId?: string }
+  | { event: 'password_reset', outcome: 'success' | 'invalid_code' | 'rate_limited', userId?: string, revokedSessions?: number }
+  | { event: 'email_verification_request', outcome: 'queued' | 'not_queued' | 'rate_limited', userId?: string }
+  | { event: 'email_verification', outcome: 'success' | 'email_changed' | 'invalid_code' | 'rate_limited', userId?: string }
+  | { event: 'email_change_request', outcome: 'queued' | 'invalid_current_password' | 'email_taken' | 'rate_limited', userId: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,7 +31,12 @@ const COUNTER_NAMES: Record<AuthEvent['event'], string> = {
   refresh: 'auth_refresh_total',
   password_change: 'auth_password_change_total',
   logout: 'auth_logout_total',
-  session_revoked: 'auth_session_revoked_total'
+  session_revoked: 'auth_session_revoked_total',
+  password_reset_request: 'auth_password_reset_request_total',
+  password_reset: 'auth_password_reset_total',
+  email_verification_request: 'auth_email_verification_request_total',
+  email_verification: 'auth_email_verification_total',
+  email_change_request: 'auth_email_change_request_total'
 }
 
 type LatencyLabels = { method: string, route: string, status_code: string }
@@ -106,7 +116,7 @@ async function metricsPlugin (fastify: FastifyInstance) {
 
   const counters = Object.fromEntries(Object.entries(COUNTER_NAMES).map(([event, name]) => [event, new Counter({
     name,
-    help: `Auth events: ${event.replace('_', ' ')}, by outcome.`,
+    help: `Auth events: ${event.replaceAll('_', ' ')}, by outcome.`,
     labelNames: ['outcome'] as const,
     registers: [registry]
   })])) as Record<AuthEvent['event'], Counter<'outcome'>>

@@ -29,6 +29,14 @@ declare module 'fastify' {
        */
       start: (request: FastifyRequest, email: string) => Promise<CredentialAttempt>
     }
+    /**
+     * The limit on messages asked for an address (reset, verification):
+     * counted per address whether an account has it or not, so a 429 tells
+     * nothing about the account. Resolves to 0, or the Retry-After in seconds.
+     */
+    messageRequests: {
+      count: (email: string) => Promise<number>
+    }
   }
 }
 
@@ -81,6 +89,14 @@ async function rateLimitPlugin (fastify: FastifyInstance, options: RateLimitPlug
   }
   const unlimited = { count: 0, resetInMs: 0 }
   const refused = (resetInMs: number): CredentialAttempt => ({ retryAfterSeconds: Math.max(1, Math.ceil(resetInMs / 1000)), succeeded: async () => {} })
+
+  fastify.decorate('messageRequests', {
+    async count (email: string): Promise<number> {
+      const key = `message-requests:${createHash('sha256').update(email).digest('base64url')}`
+      const { count, resetInMs } = await guarded(() => counters.increment(key, windowMs), unlimited)
+      return count > options.messageRequestMax ? Math.max(1, Math.ceil(resetInMs / 1000)) : 0
+    }
+  })
 
   fastify.decorate('failedLogins', {
     async start (request: FastifyRequest, email: string): Promise<CredentialAttempt> {

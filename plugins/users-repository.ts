@@ -11,6 +11,10 @@ interface UserDocument {
   passwordHash: string
   /** Changes with the password; absent on accounts whose password never changed since it was introduced. */
   credentialsVersion?: string
+  /** True once a code sent to `email` came back; absent (false) on accounts older than verification. */
+  emailVerified?: boolean
+  /** The last password reset: sessions begun before it, under an earlier password, are over. */
+  sessionsNotBefore?: Date
   createdAt: Date
   updatedAt: Date
 }
@@ -26,6 +30,9 @@ export interface UserRecord {
    * checked was changed meanwhile.
    */
   credentialsVersion: string
+  emailVerified: boolean
+  /** The last password reset, or null: a session begun before it under another credentials version cannot refresh. */
+  sessionsNotBefore: Date | null
   createdAt: Date
 }
 
@@ -38,8 +45,24 @@ export interface UsersRepository {
   findById: (id: string) => Promise<UserRecord | null>
   /** A new password: stores its hash and returns the new credentials version. */
   changePassword: (id: string, passwordHash: string) => Promise<string>
+  /**
+   * A reset by a code from the account's address: the new hash, a new
+   * credentials version, the address verified, and every earlier session
+   * refused from now on. Returns the new credentials version.
+   */
+  resetPassword: (id: string, passwordHash: string) => Promise<string>
   /** The same password hashed at a higher cost; only while the stored hash is still `previousHash`, so a concurrent change wins. */
   upgradePasswordHash: (id: string, previousHash: string, passwordHash: string) => Promise<void>
+  /** Marks the address verified, only while it is still the account's address; false when it is not. */
+  markEmailVerified: (id: string, email: string) => Promise<boolean>
+  /**
+   * Moves the account from `fromEmail` to the verified `toEmail`, only while
+   * its address is still `fromEmail` (false otherwise); throws
+   * `EmailTakenError` when another account has `toEmail`.
+   */
+  changeEmail: (id: string, fromEmail: string, toEmail: string) => Promise<boolean>
+  /** Takes back a signup that could not be completed (only while the address is unverified). */
+  deleteUnverified: (id: string) => Promise<void>
 }
 
 declare module 'fastify' {
@@ -64,6 +87,8 @@ function toRecord (document: UserDocument): UserRecord {
     email: document.email,
     passwordHash: document.passwordHash,
     credentialsVersion: document.credentialsVersion ?? '',
+    emailVerified: document.emailVerified === true,
+    sessionsNotBefore: document.sessionsNotBefore ?? null,
     createdAt: document.createdAt
   }
 }
@@ -79,7 +104,7 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       await ensureIndexes()
       const _id = new ObjectId()
       const createdAt = _id.getTimestamp()
-      const document: UserDocument = { _id, email, passwordHash, createdAt, updatedAt: createdAt }
+      const document: UserDocument = { _id, email, passwordHash, emailVerified: false, createdAt, updatedAt: createdAt }
       try {
         await users.insertOne(document)
       } catch (error) {
@@ -105,9 +130,37 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       return credentialsVersion
     }),
 
+    resetPassword: mapDatabaseErrors(async (id: string, passwordHash: string) => {
+      const credentialsVersion = randomBytes(12).toString('base64url')
+      const now = new Date()
+      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, credentialsVersion, emailVerified: true, sessionsNotBefore: now, updatedAt: now } })
+      return credentialsVersion
+    }),
+
     upgradePasswordHash: mapDatabaseErrors(async (id: string, previousHash: string, passwordHash: string) => {
       await users.updateOne({ _id: new ObjectId(id), passwordHash: previousHash }, { $set: { passwordHash, updatedAt: new Date() } })
-    })
+    }),
+
+    markEmailVerified: mapDatabaseErrors(async (id: string, email: string) => {
+      const { matchedCount } = await users.updateOne({ _id: new ObjectId(id), email }, { $set: { emailVerified: true, updatedAt: new Date() } })
+      return matchedCount === 1
+    }),
+
+    deleteUnverified: mapDatabaseErrors(async (id: string) => {
+      await users.deleteOne({ _id: new ObjectId(id), emailVerified: false })
+    }),
+
+    async changeEmail (id: string, fromEmail: string, toEmail: string) {
+      try {
+        // The unique index decides between this account and a signup (or another change) to the same address.
+        const { matchedCount } = await users.updateOne({ _id: new ObjectId(id), email: fromEmail }, { $set: { email: toEmail, emailVerified: true, updatedAt: new Date() } })
+        return matchedCount === 1
+      } catch (error) {
+        // MongoDB says 11000; FerretDB refuses an update that breaks a unique index with a generic error. Either way, another account has the address.
+        if (isDuplicateKey(error) || await users.findOne({ email: toEmail, _id: { $ne: new ObjectId(id) } }).catch(() => null) !== null) throw new EmailTakenError()
+        throw toDatabaseError(error)
+      }
+    }
   }
 }
 

@@ -1,26 +1,14 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import {
-  EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
+  EmailNotVerifiedError, EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
 } from '../errors.js'
 import type { SessionRecord } from '../plugins/sessions-repository.js'
+import type { UserRecord } from '../plugins/users-repository.js'
 import { CredentialsSchema, LoginResponseSchema, LogoutBodySchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
 import { BadRequestResponse, BodyRouteResponses, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
-
-/**
- * ` Ann@Example.COM ` and `ann@example.com` are one account. Normalised before
- * validation, so the format check sees what will be stored.
- */
-async function normaliseEmail (request: FastifyRequest) {
-  const body = request.body as { email?: unknown } | null | undefined
-  if (body !== null && typeof body === 'object' && typeof body.email === 'string') {
-    body.email = body.email.trim().toLowerCase()
-  }
-}
-
-const consumes = ['application/json', 'application/x-www-form-urlencoded']
+import { consumes, normaliseEmail } from './normalise-email.js'
 
 // The per-IP limit of @fastify/rate-limit, with the configured max and window.
 const rateLimited = { rateLimit: {} }
@@ -31,9 +19,9 @@ function sessionOf (result: { sessionId?: string }) {
   return result.sessionId === undefined ? {} : { sessionId: result.sessionId }
 }
 
-/** The body of /login and /token/refresh: a fresh access token and the session's refresh token. */
-function tokensFor (fastify: FastifyInstance, session: SessionRecord, refreshToken: string): LoginResponse {
-  const { token, expiresIn } = fastify.issueAccessToken({ userId: session.userId, email: session.email, sessionId: session.id })
+/** The body of /login and /token/refresh: a fresh access token (with the user's current address) and the session's refresh token. */
+function tokensFor (fastify: FastifyInstance, user: UserRecord, session: SessionRecord, refreshToken: string): LoginResponse {
+  const { token, expiresIn } = fastify.issueAccessToken({ userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId: session.id })
   return {
     token,
     tokenType: 'Bearer',
@@ -43,7 +31,15 @@ function tokensFor (fastify: FastifyInstance, session: SessionRecord, refreshTok
   }
 }
 
-const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify) {
+/**
+ * A session begun before the user's last password reset, under an earlier
+ * password, is over even if the reset's sweep of sessions did not reach it.
+ */
+function outlivedReset (user: UserRecord, session: SessionRecord): boolean {
+  return user.sessionsNotBefore !== null && session.createdAt < user.sessionsNotBefore && session.credentialsVersion !== user.credentialsVersion
+}
+
+const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean }> = async function authRoutes (fastify, { requireEmailVerification }) {
   fastify.addHook('preValidation', normaliseEmail)
 
   fastify.post('/signup', {
@@ -71,10 +67,19 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       if (error instanceof EmailTakenError) fastify.recordAuthEvent(request, { event: 'signup', outcome: 'email_taken' })
       throw error
     }
+    try {
+      await fastify.accountMessages.sendVerification(user)
+    } catch (error) {
+      // No account without its verification message: taken back, so a retry of the signup can succeed.
+      await fastify.usersRepository.deleteUnverified(user.id).catch((cleanup: unknown) => {
+        request.log.error({ err: cleanup, userId: user.id }, 'a signup whose verification message could not be stored was not taken back')
+      })
+      throw error
+    }
     fastify.recordAuthEvent(request, { event: 'signup', outcome: 'success', userId: user.id })
     return reply.code(201).send({
       message: 'Signup successful',
-      user: { id: user.id, email: user.email, createdAt: user.createdAt.toISOString() }
+      user: { id: user.id, email: user.email, emailVerified: user.emailVerified, createdAt: user.createdAt.toISOString() }
     })
   })
 
@@ -89,6 +94,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
         200: LoginResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
+        403: errorResponse('REQUIRE_EMAIL_VERIFICATION is on and the account\'s address is not verified yet (only after a correct password); nothing is issued.', ['EMAIL_NOT_VERIFIED']),
         429: errorResponse('Too many requests from this client, or too many failed attempts at this account (from this address, or from all); see Retry-After.', ['RATE_LIMITED']),
         ...BodyRouteResponses
       }
@@ -110,6 +116,10 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       throw new InvalidCredentialsError()
     }
     await attempt.succeeded()
+    if (requireEmailVerification && !user.emailVerified) {
+      fastify.recordAuthEvent(request, { event: 'login', outcome: 'email_not_verified', userId: user.id })
+      throw new EmailNotVerifiedError()
+    }
     if (needsRehash) {
       await fastify.usersRepository.upgradePasswordHash(user.id, user.passwordHash, await fastify.passwordHasher.hash(password))
       request.log.info({ event: 'password_rehash', userId: user.id }, 'password hash upgraded to the configured cost')
@@ -131,7 +141,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       throw new InvalidCredentialsError()
     }
     fastify.recordAuthEvent(request, { event: 'login', outcome: 'success', userId: user.id, sessionId: session.id })
-    return tokensFor(fastify, session, refreshToken)
+    return tokensFor(fastify, current, session, refreshToken)
   })
 
   fastify.post('/token/refresh', {
@@ -152,12 +162,22 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
       }
     }
   }, async function refresh (request) {
-    const result = await fastify.sessionsRepository.rotate(request.body.refreshToken)
+    // The user as they are now (a changed or verified address) goes into the
+    // new access token; read before the rotation commits, so that a failure
+    // here leaves the refresh token as it was.
+    const subject: { user?: UserRecord } = {}
+    const result = await fastify.sessionsRepository.rotate(request.body.refreshToken, async (session) => {
+      const user = await fastify.usersRepository.findById(session.userId)
+      if (user === null) return 'account_deleted'
+      if (outlivedReset(user, session)) return 'password_reset'
+      subject.user = user
+      return undefined
+    })
     switch (result.outcome) {
       case 'rotated':
       case 'grace':
         fastify.recordAuthEvent(request, { event: 'refresh', outcome: result.outcome, userId: result.session.userId, sessionId: result.session.id })
-        return tokensFor(fastify, result.session, result.refreshToken)
+        return tokensFor(fastify, subject.user!, result.session, result.refreshToken)
       case 'reused':
         fastify.recordAuthEvent(request, { event: 'refresh', outcome: 'reuse_detected', ...sessionOf(result) })
         throw new RefreshTokenReusedError()
@@ -192,4 +212,4 @@ const authRoutes: FastifyPluginAsyncTypebox = async function authRoutes (fastify
   })
 }
 
-export default fp(authRoutes, { name: 'auth-routes', encapsulate: true, dependencies: ['password-hasher', 'users-repository', 'sessions-repository', 'jwt', 'rate-limit', 'metrics'] })
+export default fp(authRoutes, { name: 'auth-routes', encapsulate: true, dependencies: ['password-hasher', 'users-repository', 'sessions-repository', 'jwt', 'rate-limit', 'metrics', 'account-messages'] })

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { AccessTokenClaims } from '../plugins/jwt.js'
-import { InvalidCurrentPasswordError, RateLimitedError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
+import { EmailTakenError, InvalidCurrentPasswordError, RateLimitedError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
   BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse,
@@ -12,6 +12,8 @@ import {
   AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema,
   type ProfileResponse
 } from '../schemas/user.js'
+import { AcceptedResponseSchema, ChangeEmailBodySchema } from '../schemas/email.js'
+import { consumes, normaliseEmail } from './normalise-email.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
 // A token in a URL must never authorise a change: writes take the header only.
@@ -60,7 +62,10 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     let json = profileJson.get(request.user)
     if (json === undefined) {
       const { sub, email } = request.user
-      const body: ProfileResponse = { message: 'You made it to the secure route', user: { id: sub, email, createdAt: createdAtOf(sub).toISOString() } }
+      const body: ProfileResponse = {
+        message: 'You made it to the secure route',
+        user: { id: sub, email, emailVerified: request.user.email_verified === true, createdAt: createdAtOf(sub).toISOString() }
+      }
       json = reply.serialize(body) as string
       profileJson.set(request.user, json)
     }
@@ -149,7 +154,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
       tags: ['user'],
       summary: 'Change the password; every other session is revoked',
       security: headerOnly,
-      consumes: ['application/json', 'application/x-www-form-urlencoded'],
+      consumes,
       body: ChangePasswordBodySchema,
       response: {
         204: NoContent,
@@ -182,9 +187,56 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     // login that checked the old password and creates its session after this
     // sweep sees the new version when it reads the user again, and ends itself.
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', { exceptSessionId: sessionId, keepCredentialsVersion: credentialsVersion })
+    await fastify.accountMessages.notifyPasswordChanged(user.email)
     fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'success', userId, revokedSessions: revoked })
     return reply.code(204).send(null)
   })
+
+  fastify.put('/email', {
+    preHandler: requireLiveSession,
+    preValidation: normaliseEmail,
+    config: { rateLimit: {} },
+    schema: {
+      tags: ['user'],
+      summary: 'Change the email address: a code goes to the new one, a notice to the current one',
+      description: 'Nothing changes yet: a verification message goes to `newEmail`, and the account moves to it when that code is confirmed at POST /email/verify (with the new address). A notice goes to the current address. Asking again replaces the previous code.',
+      security: headerOnly,
+      consumes,
+      body: ChangeEmailBodySchema,
+      response: {
+        202: AcceptedResponseSchema,
+        400: BadRequestResponse,
+        401: errorResponse('Invalid access token, ended session, or wrong password.',
+          ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
+        409: errorResponse('The new address is already an account\'s (this one\'s included).', ['EMAIL_TAKEN']),
+        429: errorResponse('Too many requests from this client, or too many wrong passwords for this account; see Retry-After.', ['RATE_LIMITED']),
+        ...BodyRouteResponses
+      }
+    }
+  }, async function changeEmail (request, reply) {
+    const { sub: userId } = request.user
+    const { newEmail, password } = request.body
+    const user = await fastify.usersRepository.findById(userId)
+    if (user === null) throw new SessionRevokedError()
+    const attempt = await fastify.failedLogins.start(request, user.email)
+    if (attempt.retryAfterSeconds > 0) {
+      fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'rate_limited', userId })
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
+      throw new RateLimitedError()
+    }
+    if (!(await fastify.passwordHasher.verify(password, user.passwordHash)).matches) {
+      fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'invalid_current_password', userId })
+      throw new InvalidCurrentPasswordError()
+    }
+    await attempt.succeeded()
+    if (newEmail === user.email || await fastify.usersRepository.findByEmail(newEmail) !== null) {
+      fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'email_taken', userId })
+      throw new EmailTakenError()
+    }
+    await fastify.accountMessages.sendEmailChange(user, newEmail)
+    fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'queued', userId })
+    return reply.code(202).send({ message: 'A message with a code is on its way to the new address; the address changes when the code is confirmed.' })
+  })
 }
 
-export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'rate-limit', 'metrics'] })
+export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'account-messages', 'rate-limit', 'metrics'] })

@@ -45,6 +45,7 @@ export const ObjectIdSchema = Type.String({ pattern: OBJECT_ID.source, descripti
 export const UserSchema = Type.Object({
   id: ObjectIdSchema,
   email: Type.String({ format: 'email' }),
+  emailVerified: Type.Boolean({ description: 'True once a code sent to this address was confirmed (POST /email/verify) or used for a password reset.' }),
   createdAt: Type.String({ format: 'date-time' })
 })
 export type User = Static<typeof UserSchema>

@@ -77,10 +77,27 @@ t.test('production refuses to start without a signing key or a strong secret', a
   t.equal(configError({ NODE_ENV: 'production', ...hs256 }), 'Invalid configuration: JWT_SECRET is required when NODE_ENV=production and JWT_ALGORITHM=HS256')
   t.equal(configError({ NODE_ENV: 'production', ...hs256, JWT_SECRET: 'x'.repeat(31) }), 'Invalid configuration: JWT_SECRET must be at least 32 bytes')
   t.equal(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem, BCRYPT_COST: '8' }), 'Invalid configuration: BCRYPT_COST must be at least 10 when NODE_ENV=production')
-  t.equal(loadConfig({ NODE_ENV: 'production', ...hs256, JWT_SECRET: secret }).jwt.secret, secret)
-  const production = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem })
+  const smtp = { SMTP_URL: 'smtp://mail.example.com:587' }
+  t.equal(loadConfig({ NODE_ENV: 'production', ...hs256, JWT_SECRET: secret, ...smtp }).jwt.secret, secret)
+  const production = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem, ...smtp })
   t.equal(production.jwt.signingKey?.kid, edKey.kid)
   t.equal(production.jwt.ephemeral, false)
+})
+
+t.test('production refuses to start without SMTP_URL: its reset and verification messages must go out', async (t) => {
+  t.equal(configError({ NODE_ENV: 'production', JWT_PRIVATE_KEY: edKey.privateKeyPem }),
+    'Invalid configuration: SMTP_URL is required when NODE_ENV=production (verification and password-reset messages must be delivered)')
+  t.match(configError({ SMTP_URL: 'http://mail.example.com' }), /^Invalid configuration: SMTP_URL /)
+  t.equal(loadConfig({}).email.smtpUrl, undefined, 'elsewhere it may be unset (messages go to the log)')
+})
+
+t.test('EMAIL_FROM must hold an address; its domain names the Message-IDs', async (t) => {
+  t.equal(loadConfig({}).email.messageIdDomain, 'localhost')
+  t.equal(loadConfig({ EMAIL_FROM: 'Acme Accounts <accounts@acme.example>' }).email.messageIdDomain, 'acme.example')
+  t.equal(loadConfig({ EMAIL_FROM: 'accounts@acme.example' }).email.messageIdDomain, 'acme.example')
+  for (const from of ['Acme', 'Acme <acme>', 'a b@c', '<@x>']) {
+    t.equal(configError({ EMAIL_FROM: from }), 'Invalid configuration: EMAIL_FROM must be an email address, or Name <address>', from)
+  }
 })
 
 t.test('a short secret never appears in the error message', async (t) => {

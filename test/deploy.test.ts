@@ -3,6 +3,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig } from '../config.js'
 import { EnvSchema } from '../schemas/config.js'
+import { generateSigningKey } from '../keys.js'
 
 const read = (path: string) => readFile(new URL(`../${path}`, import.meta.url), 'utf8')
 const variables = Object.keys(EnvSchema.properties)
@@ -34,7 +35,7 @@ t.test('docker-compose.yml: MongoDB and Redis with health checks, the service st
   t.match(redis?.image, /^redis:/)
   t.ok(redis?.healthcheck)
   t.ok(auth?.build, 'the service is built from the Dockerfile')
-  t.same(auth?.depends_on, { mongodb: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } })
+  t.same(auth?.depends_on, { mongodb: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' }, mailpit: { condition: 'service_started' } })
 })
 
 t.test('the example consumer waits for a healthy auth service and reaches it by its container port and claims', async (t) => {
@@ -51,14 +52,16 @@ t.test('the compose environment is the config schema\'s, and its defaults make a
   const compose = parse(await read('docker-compose.yml')) as ComposeFile
   const environment = compose.services.auth?.environment ?? {}
   t.same(Object.keys(environment).filter((name) => !variables.includes(name)), [], 'no variable the service does not know')
-  for (const required of ['NODE_ENV', 'MONGODB_URL', 'JWT_ALGORITHM', 'JWT_PRIVATE_KEY', 'JWT_SECRET', 'REDIS_URL']) {
+  for (const required of ['NODE_ENV', 'MONGODB_URL', 'JWT_ALGORITHM', 'JWT_PRIVATE_KEY', 'JWT_SECRET', 'REDIS_URL', 'SMTP_URL', 'EMAIL_FROM']) {
     t.ok(required in environment, `${required} reaches the container`)
   }
   const resolved = Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, withDefaults(value)]))
   const config = loadConfig(resolved)
   t.equal(config.mongodb.url, 'mongodb://mongodb:27017/auth')
   t.equal(config.rateLimit.redisUrl, 'redis://redis:6379')
+  t.equal(config.email.smtpUrl, 'smtp://mailpit:1025', 'email goes to the Mailpit of the compose file')
   t.throws(() => loadConfig({ ...resolved, NODE_ENV: 'production' }), /JWT_PRIVATE_KEY/, 'production without a key in .env refuses to start')
+  t.throws(() => loadConfig({ ...resolved, SMTP_URL: '', NODE_ENV: 'production', JWT_PRIVATE_KEY: generateSigningKey('EdDSA').privateKeyPem }), /SMTP_URL/, 'or without an SMTP server')
 })
 
 t.test('ports agree: the proxy publishes the port and forwards to the container PORT, the Dockerfile EXPOSE and health check', async (t) => {

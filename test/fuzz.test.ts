@@ -8,7 +8,7 @@ import { build, registerUser, type RegisteredUser } from './helper.js'
 // nothing, and the service is healthy afterwards.
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 120)
-const COLLECTIONS = ['users', 'sessions', 'refresh_tokens', 'revocations']
+const COLLECTIONS = ['users', 'sessions', 'refresh_tokens', 'revocations', 'outbox', 'email_codes', 'email_code_attempts']
 
 const edgeStrings = fc.constantFrom(
   '', ' ', '\u0000', 'a\u0000b', 'ann@example.com\u0000', '\u202Eevil\u202C', 'e\u0301\u0301\u0301', '\uD800', '\uDFFF', 'x\uD83D',
@@ -104,7 +104,12 @@ t.test('write endpoints: random bodies and content types', async (t) => {
     { method: 'POST', url: '/login' },
     { method: 'POST', url: '/token/refresh' },
     { method: 'POST', url: '/logout' },
-    { method: 'PUT', url: '/user/password', headers: { authorization: `Bearer ${user.token}` } }
+    { method: 'PUT', url: '/user/password', headers: { authorization: `Bearer ${user.token}` } },
+    { method: 'PUT', url: '/user/email', headers: { authorization: `Bearer ${user.token}` } },
+    { method: 'POST', url: '/password/forgot' },
+    { method: 'POST', url: '/password/reset' },
+    { method: 'POST', url: '/email/verification' },
+    { method: 'POST', url: '/email/verify' }
   ]
   for (const endpoint of endpoints) {
     await fc.assert(fc.asyncProperty(rawBody, contentType, async (payload, type) => {
@@ -122,7 +127,14 @@ t.test('write endpoints: well-formed JSON with the right keys and wrong values',
     ['/login', 'POST', ['email', 'password']],
     ['/token/refresh', 'POST', ['refreshToken']],
     ['/logout', 'POST', ['refreshToken']],
-    ['/user/password', 'PUT', ['currentPassword', 'newPassword']]
+    ['/user/password', 'PUT', ['currentPassword', 'newPassword']],
+    ['/user/email', 'PUT', ['newEmail', 'password']],
+    ['/password/forgot', 'POST', ['email']],
+    ['/password/reset', 'POST', ['email', 'code', 'newPassword']],
+    ['/password/reset', 'POST', ['token', 'newPassword']],
+    ['/email/verification', 'POST', ['email']],
+    ['/email/verify', 'POST', ['email', 'code']],
+    ['/email/verify', 'POST', ['token']]
   ]
   for (const [url, method, keys] of shapes) {
     const body = fc.tuple(...keys.map(() => weirdValue)).map((values) => Object.fromEntries(keys.map((key, index) => [key, values[index]])))

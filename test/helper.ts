@@ -79,7 +79,8 @@ export async function build (t: Test, options: BuildOptions = {}): Promise<Fasti
   t.teardown(async () => {
     // Indexes are created at onReady without being awaited: let that finish,
     // or its next createIndex makes the database again after the drop.
-    await Promise.allSettled([app.usersRepository.ensureIndexes(), app.sessionsRepository.ensureIndexes()])
+    await Promise.allSettled([app.usersRepository.ensureIndexes(), app.sessionsRepository.ensureIndexes(), app.outbox.ensureIndexes(), app.emailCodes.ensureIndexes()])
+    await app.outbox.idle()
     await app.mongo.db?.dropDatabase().catch(() => undefined)
     await app.close()
   })

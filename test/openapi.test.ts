@@ -19,7 +19,7 @@ function contractRoutes (markdown: string) {
       method: method.toLowerCase(),
       path: path.replace(/:(\w+)/g, '{$1}'),
       statuses: [...new Set([...rest.matchAll(/(?<![\w.])([1-5]\d\d)(?![\w.])/g)].map((found) => found[1]!))],
-      needsToken: cells[0] === 'access token'
+      needsToken: cells[0]!.startsWith('access token')
     })
   }
   return routes
@@ -38,7 +38,7 @@ t.test('the committed client types are what openapi-typescript generates from it
 t.test('the OpenAPI document has every route of the contract, every status it names, and security on the protected ones', async (t) => {
   const document = JSON.parse(await readFile(OPENAPI_FILE, 'utf8')) as Document
   const routes = contractRoutes(await readFile(CONTRACT, 'utf8'))
-  t.equal(routes.length, 16, 'every route of the contract\'s tables was parsed')
+  t.equal(routes.length, 21, 'every route of the contract\'s tables was parsed')
   for (const route of routes) {
     // /docs and /docs/json serve the document itself.
     if (route.path.startsWith('/docs')) continue

@@ -22,7 +22,7 @@ t.test('keys:generate prints a key pair the configuration accepts, for each algo
   for (const algorithm of ['EdDSA', 'ES256', 'RS256'] as const) {
     const output = renderKeyPair(algorithm)
     const kid = /kid (\S+)/.exec(output)?.[1]
-    const config = loadConfig({ NODE_ENV: 'production', ...envLines(output) })
+    const config = loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail.example.com', ...envLines(output) })
     t.equal(config.jwt.algorithm, algorithm)
     t.equal(config.jwt.signingKey?.kid, kid, `${algorithm}: the .env line loads as the printed kid`)
     const pems = output.split('# The same')[0]!.match(/-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g) ?? []
@@ -40,7 +40,7 @@ t.test('the npm script runs and refuses an unknown algorithm', async (t) => {
 
 t.test('keys:generate -- HS256 prints a shared secret the configuration accepts', async (t) => {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS256'], { cwd: root })
-  const config = loadConfig({ NODE_ENV: 'production', ...envLines(stdout) })
+  const config = loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail.example.com', ...envLines(stdout) })
   t.equal(config.jwt.algorithm, 'HS256')
   t.ok(Buffer.byteLength(config.jwt.secret ?? '') >= 48, 'a long random secret')
   t.not(envLines(stdout).JWT_SECRET, envLines((await run(process.execPath, ['--import', 'tsx', 'scripts/generate-keys.ts', 'HS256'], { cwd: root })).stdout).JWT_SECRET, 'a new one each time')
@@ -49,7 +49,7 @@ t.test('keys:generate -- HS256 prints a shared secret the configuration accepts'
 t.test('the key file keys:generate writes is what JWT_PRIVATE_KEY_FILE takes, as the README starts the service', async (t) => {
   const file = join(t.testdir(), 'signing-key.txt')
   await writeFile(file, renderKeyPair('EdDSA'))
-  const config = loadConfig({ NODE_ENV: 'production', JWT_PRIVATE_KEY_FILE: file })
+  const config = loadConfig({ NODE_ENV: 'production', SMTP_URL: 'smtp://mail.example.com', JWT_PRIVATE_KEY_FILE: file })
   t.equal(config.jwt.ephemeral, false)
   t.equal(config.jwt.algorithm, 'EdDSA')
   const ignored = await readFile(join(root, '.gitignore'), 'utf8')

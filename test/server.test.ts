@@ -64,7 +64,9 @@ t.test('SIGTERM lets in-flight requests finish, then the process exits 0', async
     JWT_PRIVATE_KEY: TEST_SIGNING_KEY.privateKeyPem,
     MONGODB_URL: await freshDatabaseUrl(),
     BCRYPT_COST: '12',
-    SHUTDOWN_GRACE_MS: '10000'
+    SHUTDOWN_GRACE_MS: '10000',
+    // Production needs an SMTP server; nothing is sent in this test.
+    SMTP_URL: 'smtp://127.0.0.1:1'
   })
   t.teardown(() => { child.kill('SIGKILL') })
   const stdout = collect(child.stdout)

@@ -75,6 +75,8 @@ export interface SessionRecord {
   expiresAt: Date
   userAgent: string
   ip: string
+  /** The user's credentials version when the session began ('' before versions existed). */
+  credentialsVersion: string
 }
 
 export type RotationResult =
@@ -88,7 +90,12 @@ export interface SessionsRepository {
   /** How expired documents go away: a TTL index, or (where refused) the purge timer. Undefined until decided. */
   readonly expiryMode: ExpiryMode | undefined
   create: (session: { userId: string, email: string, credentialsVersion: string, userAgent: string, ip: string }) => Promise<{ session: SessionRecord, refreshToken: string }>
-  rotate: (refreshToken: string) => Promise<RotationResult>
+  /**
+   * Rotates the refresh token. `admit`, when given, sees the token's session
+   * before anything is written and may end it instead (answering `unknown`):
+   * the caller's own checks fail, or pass, before the rotation commits.
+   */
+  rotate: (refreshToken: string, admit?: (session: SessionRecord) => Promise<RevocationReason | undefined>) => Promise<RotationResult>
   findSessionIdByRefreshToken: (refreshToken: string) => Promise<string | null>
   findLive: (userId: string, sessionId: string) => Promise<SessionRecord | null>
   listLive: (userId: string) => Promise<SessionRecord[]>
@@ -127,7 +134,8 @@ function toRecord (document: SessionDocument): SessionRecord {
     lastUsedAt: document.lastUsedAt,
     expiresAt: document.expiresAt,
     userAgent: document.userAgent,
-    ip: document.ip
+    ip: document.ip,
+    credentialsVersion: document.credentialsVersion ?? ''
   }
 }
 
@@ -325,7 +333,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       return { session: toRecord(document), refreshToken }
     }),
 
-    rotate: mapDatabaseErrors(async (presented: string): Promise<RotationResult> => {
+    rotate: mapDatabaseErrors(async (presented: string, admit?: (session: SessionRecord) => Promise<RevocationReason | undefined>): Promise<RotationResult> => {
       await ensureIndexes()
       const now = new Date()
       const presentedHash = hashRefreshToken(presented)
@@ -334,6 +342,12 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       const session = await sessions.findOne({ _id: token.sessionId })
       if (session === null) return { outcome: 'unknown' }
       if (session.expiresAt.getTime() <= now.getTime()) return { outcome: 'expired', sessionId: session._id.toHexString() }
+      // Before anything is written: a failure here leaves the token as it was, to be retried.
+      const endedBecause = admit === undefined ? undefined : await admit(toRecord(session))
+      if (endedBecause !== undefined) {
+        await revoke(session._id.toHexString(), endedBecause)
+        return { outcome: 'unknown' }
+      }
 
       try {
         return await rotateFrom(presented, presentedHash, session, now)

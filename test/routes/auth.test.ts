@@ -19,7 +19,8 @@ t.test('signup creates an account and answers 201 without the hash', async (t) =
   t.equal(body.message, 'Signup successful')
   t.match(body.user, { id: /^[0-9a-f]{24}$/, email: 'ann@example.com' })
   t.ok(Date.parse(body.user.createdAt) <= Date.now())
-  t.same(Object.keys(body.user).sort(), ['createdAt', 'email', 'id'])
+  t.same(Object.keys(body.user).sort(), ['createdAt', 'email', 'emailVerified', 'id'])
+  t.equal(body.user.emailVerified, false, 'not verified until the code sent at signup comes back')
   t.notMatch(response.body, /password|\$2b\$/i, 'no password or hash in the response')
 
   const stored = await app.usersRepository.findByEmail('ann@example.com')
@@ -141,8 +142,8 @@ t.test('login returns an access token with the documented claims and a refresh t
   const header = decodeHeader(body.token)
   t.same(header, { alg: 'EdDSA', typ: 'JWT', kid: TEST_SIGNING_KEY.kid })
   const payload = decodeClaims(body.token)
-  t.same(Object.keys(payload).sort(), ['aud', 'email', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'])
-  t.match(payload, { sub: user.id, email: user.email, iss: 'issuer-under-test', aud: 'audience-under-test', sid: /^[0-9a-f]{24}$/ })
+  t.same(Object.keys(payload).sort(), ['aud', 'email', 'email_verified', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'])
+  t.match(payload, { sub: user.id, email: user.email, email_verified: false, iss: 'issuer-under-test', aud: 'audience-under-test', sid: /^[0-9a-f]{24}$/ })
   t.equal(Number(payload.exp) - Number(payload.iat), 600)
   t.match(payload.jti, /^[0-9a-f-]{36}$/)
 

@@ -38,8 +38,8 @@ t.test('the profile answers with the user of a valid header token', async (t) =>
   t.equal(response.statusCode, 200)
   const body = response.json()
   t.equal(body.message, 'You made it to the secure route')
-  t.same(Object.keys(body.user).sort(), ['createdAt', 'email', 'id'])
-  t.match(body.user, { id: user.id, email: user.email })
+  t.same(Object.keys(body.user).sort(), ['createdAt', 'email', 'emailVerified', 'id'])
+  t.match(body.user, { id: user.id, email: user.email, emailVerified: false })
 
   const signupCreatedAt = (await app.usersRepository.findByEmail(user.email))!.createdAt.toISOString()
   t.equal(body.user.createdAt, signupCreatedAt, 'createdAt is the one stored at signup')

@@ -14,6 +14,8 @@ export interface AccessTokenClaims {
   /** The user id. */
   sub: string
   email: string
+  /** Whether the user confirmed `email` with a code sent to it (absent on tokens issued before verification existed). */
+  email_verified?: boolean
   /** The session id: what the revocation feed names. */
   sid: string
   jti: string

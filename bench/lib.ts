@@ -79,6 +79,8 @@ export async function startServer (env: Record<string, string>, options: { scrip
       LOG_LEVEL: 'warn',
       RATE_LIMIT_IP_MAX: '1000000',
       RATE_LIMIT_EMAIL_MAX: '1000000',
+      // Production needs an SMTP server; a bench that sends mail names its own.
+      SMTP_URL: 'smtp://127.0.0.1:1',
       ...env
     },
     stdio: ['ignore', 'pipe', 'pipe']

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Value } from '@sinclair/typebox/value'
 import { EnvSchema, type Env } from './schemas/config.js'
+import { refreshTokenKey } from './plugins/sessions/token-crypto.js'
 import {
   generateSigningKey, parseSigningKey, parseVerificationKeys,
   type AsymmetricAlgorithm, type SigningAlgorithm, type SigningKey, type VerificationKey
@@ -40,6 +41,8 @@ export interface Config {
     purgeIntervalSeconds: number
     /** How long a revocation must be served: until the last access token of the session has expired. */
     accessTokenTtlSeconds: number
+    /** The refresh tokens' MAC key, derived from the signing secret or key. */
+    refreshTokenKey: Buffer
   }
   trustProxy: boolean | number | string[]
   corsOrigins: string[]
@@ -139,7 +142,8 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       ttlSeconds: env.SESSION_TTL_SECONDS,
       refreshGraceSeconds: env.REFRESH_GRACE_SECONDS,
       purgeIntervalSeconds: env.EXPIRED_PURGE_INTERVAL_SECONDS,
-      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenKey: refreshTokenKey('secret' in keys ? keys.secret : keys.signingKey.privateKeyPem)
     },
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: parseCorsOrigins(env.CORS_ORIGINS),

@@ -337,7 +337,7 @@ export interface paths {
                             tokenType: "Bearer";
                             /** @description Seconds until the access token expires. */
                             expiresIn: number;
-                            /** @description An opaque refresh token (256 random bits, base64url). */
+                            /** @description An opaque refresh token (80 characters of base64url holding 256 random bits; 43-character tokens issued by earlier versions are still taken). */
                             refreshToken: string;
                             /** @description Seconds until the session, and so every refresh token of it, expires (absolute, from login). */
                             refreshExpiresIn: number;
@@ -447,11 +447,11 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description An opaque refresh token (256 random bits, base64url). */
+                        /** @description An opaque refresh token (80 characters of base64url holding 256 random bits; 43-character tokens issued by earlier versions are still taken). */
                         refreshToken: string;
                     };
                     "application/x-www-form-urlencoded": {
-                        /** @description An opaque refresh token (256 random bits, base64url). */
+                        /** @description An opaque refresh token (80 characters of base64url holding 256 random bits; 43-character tokens issued by earlier versions are still taken). */
                         refreshToken: string;
                     };
                 };
@@ -470,7 +470,7 @@ export interface paths {
                             tokenType: "Bearer";
                             /** @description Seconds until the access token expires. */
                             expiresIn: number;
-                            /** @description An opaque refresh token (256 random bits, base64url). */
+                            /** @description An opaque refresh token (80 characters of base64url holding 256 random bits; 43-character tokens issued by earlier versions are still taken). */
                             refreshToken: string;
                             /** @description Seconds until the session, and so every refresh token of it, expires (absolute, from login). */
                             refreshExpiresIn: number;

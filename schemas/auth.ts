@@ -14,8 +14,8 @@ export const SignupResponseSchema = Type.Object({
 export type SignupResponse = Static<typeof SignupResponseSchema>
 
 export const RefreshTokenSchema = Type.String({
-  pattern: '^[A-Za-z0-9_-]{43}$',
-  description: 'An opaque refresh token (256 random bits, base64url).'
+  pattern: '^([A-Za-z0-9_-]{80}|[A-Za-z0-9_-]{43})$',
+  description: 'An opaque refresh token (80 characters of base64url holding 256 random bits; 43-character tokens issued by earlier versions are still taken).'
 })
 
 export const LoginResponseSchema = Type.Object({

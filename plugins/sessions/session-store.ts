@@ -4,7 +4,7 @@ import type { Config } from '../../config.js'
 import { isDuplicateKey, mapDatabaseErrors, memoisedIndexes } from '../mongodb.js'
 import { createRevocationFeed, type RevocationDocument, type RevocationReason, type RevocationRecord } from './revocation-feed.js'
 import { decideRepeatedRotation } from './rotation-policy.js'
-import { hashRefreshToken, newRefreshToken, sealSuccessor, unsealSuccessor } from './token-crypto.js'
+import { hashRefreshToken, newRefreshToken, sealSuccessor, sessionOfRefreshToken, unsealSuccessor } from './token-crypto.js'
 import { OBJECT_ID } from '../../schemas/common.js'
 
 export type { RevocationReason, RevocationRecord }
@@ -15,7 +15,9 @@ export type { RevocationReason, RevocationRecord }
  * a unique-index insert or a delete.
  *
  * - `sessions`: one document per login; deleting it revokes the session.
- * - `refresh_tokens`: one document per token ever issued, keyed by its SHA-256,
+ * - `refresh_tokens`: a session's newest tokens (the current one and the one it
+ *   replaced; older ones are deleted at each rotation and recognised by their
+ *   MAC if presented again), keyed by their SHA-256,
  *   with a unique `parentHash`: a token has at most one successor, and the
  *   insert of that successor *is* the rotation's compare-and-set. The successor
  *   is stored encrypted under a key derived from its parent, so a concurrent
@@ -226,7 +228,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
    * undelivered.
    */
   async function rotateFrom (presented: string, presentedHash: string, session: SessionDocument, now: Date, attempt = 0): Promise<RotationResult> {
-    const successor = newRefreshToken()
+    const successor = newRefreshToken(options.refreshTokenKey, session._id.toHexString())
     const successorHash = hashRefreshToken(successor)
     try {
       await tokens.insertOne({
@@ -248,6 +250,10 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       await sessions.updateOne({ _id: session._id }, { $set: { lastUsedAt: now } })
       // The presented token is no longer current: its own sealed copy serves no one.
       await tokens.updateOne({ _id: presentedHash }, { $unset: { sealedToken: '', sealedUntil: '' } })
+      // Only the presented token and its successor are kept (what the grace
+      // window and a retry need): older ones are known by their MAC if they
+      // come back, so the store holds a constant number per session.
+      await tokens.deleteMany({ sessionId: session._id, _id: { $nin: [presentedHash, successorHash] } })
       // A logout may have raced this rotation: its new token must not outlive it.
       if (!(await sessionExists(session._id))) {
         await tokens.deleteOne({ _id: successorHash })
@@ -287,6 +293,20 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
     return { outcome: 'grace', refreshToken, session: toRecord(session) }
   }
 
+  /**
+   * A token the store does not have: one this service issued for a live
+   * session (its MAC says so) was rotated away, since only a session's newest
+   * tokens are kept: theft. Anything else is unknown.
+   */
+  async function rotatedAway (presented: string): Promise<RotationResult> {
+    const sessionId = sessionOfRefreshToken(options.refreshTokenKey, presented)
+    if (sessionId === null) return { outcome: 'unknown' }
+    const session = await sessions.findOne({ _id: new ObjectId(sessionId) })
+    if (session === null) return { outcome: 'unknown' }
+    if (session.expiresAt.getTime() <= Date.now()) return { outcome: 'expired', sessionId }
+    return theft(session)
+  }
+
   async function theft (session: SessionDocument): Promise<RotationResult> {
     await revoke(session._id.toHexString(), 'refresh_token_reused')
     return { outcome: 'reused', sessionId: session._id.toHexString() }
@@ -320,7 +340,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
         ip,
         credentialsVersion
       }
-      const refreshToken = newRefreshToken()
+      const refreshToken = newRefreshToken(options.refreshTokenKey, document._id.toHexString())
       // Token first: should the session insert fail, an orphan token leads nowhere.
       await tokens.insertOne({
         _id: hashRefreshToken(refreshToken),
@@ -338,7 +358,7 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
       const now = new Date()
       const presentedHash = hashRefreshToken(presented)
       const token = await tokens.findOne({ _id: presentedHash })
-      if (token === null) return { outcome: 'unknown' }
+      if (token === null) return rotatedAway(presented)
       const session = await sessions.findOne({ _id: token.sessionId })
       if (session === null) return { outcome: 'unknown' }
       if (session.expiresAt.getTime() <= now.getTime()) return { outcome: 'expired', sessionId: session._id.toHexString() }
@@ -359,7 +379,8 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
 
     findSessionIdByRefreshToken: mapDatabaseErrors(async (refreshToken: string) => {
       const token = await tokens.findOne({ _id: hashRefreshToken(refreshToken) })
-      return token === null ? null : token.sessionId.toHexString()
+      // A rotated-away token of the session (no longer stored) still names it.
+      return token === null ? sessionOfRefreshToken(options.refreshTokenKey, refreshToken) : token.sessionId.toHexString()
     }),
 
     findLive: mapDatabaseErrors(async (userId: string, sessionId: string) => {

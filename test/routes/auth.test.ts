@@ -137,7 +137,7 @@ t.test('login returns an access token with the documented claims and a refresh t
   t.equal(body.tokenType, 'Bearer')
   t.equal(body.expiresIn, 600)
   t.ok(body.refreshExpiresIn > 86390 && body.refreshExpiresIn <= 86400, 'the session lifetime')
-  t.match(body.refreshToken, /^[A-Za-z0-9_-]{43}$/, '256 random bits, base64url')
+  t.match(body.refreshToken, /^[A-Za-z0-9_-]{80}$/, 'its session, 256 random bits and a MAC, base64url')
 
   const header = decodeHeader(body.token)
   t.same(header, { alg: 'EdDSA', typ: 'JWT', kid: TEST_SIGNING_KEY.kid })

@@ -19,12 +19,15 @@ import sessionsRepository from './plugins/sessions-repository.js'
 import outbox from './plugins/outbox.js'
 import emailCodes from './plugins/email-codes.js'
 import accountMessages from './plugins/account-messages.js'
+import accountRemoval from './plugins/account-removal.js'
+import roles from './plugins/roles.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
 import userRoutes from './routes/user.js'
 import passwordRoutes from './routes/password.js'
 import emailRoutes from './routes/email.js'
+import adminRoutes from './routes/admin.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsRoutes from './routes/metrics.js'
 import revocationsRoutes from './routes/revocations.js'
@@ -88,6 +91,8 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(outbox, { ...config.email, purgeIntervalSeconds: config.sessions.purgeIntervalSeconds })
   app.register(emailCodes, { purgeIntervalSeconds: config.sessions.purgeIntervalSeconds })
   app.register(accountMessages, config.email)
+  app.register(accountRemoval)
+  app.register(roles, { adminEmails: config.adminEmails })
 
   // Route plugins stay encapsulated (their hooks stay inside), and each names
   // the plugins whose decorators it uses: a missing one fails at start-up.
@@ -97,6 +102,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(userRoutes, { prefix: '/user' })
   app.register(passwordRoutes)
   app.register(emailRoutes)
+  app.register(adminRoutes, { prefix: '/admin' })
   app.register(jwksRoutes)
   app.register(revocationsRoutes)
 

@@ -74,6 +74,8 @@ export interface Config {
     claimTimeoutSeconds: number
     pollIntervalMs: number
   }
+  /** Lower-cased: verified accounts with these addresses hold the role `admin`. */
+  adminEmails: string[]
   maxEventLoopDelayMs: number
   bcryptCost: number
   bodyLimitBytes: number
@@ -173,6 +175,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       claimTimeoutSeconds: env.EMAIL_CLAIM_TIMEOUT_SECONDS,
       pollIntervalMs: env.EMAIL_POLL_INTERVAL_MS
     },
+    adminEmails: splitList(env.ADMIN_EMAILS).map((email) => email.toLowerCase()),
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,

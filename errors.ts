@@ -41,6 +41,12 @@ export const ResetCodeInvalidError = createError('RESET_CODE_INVALID', 'The rese
 
 export const VerificationCodeInvalidError = createError('VERIFICATION_CODE_INVALID', 'The verification code or link is wrong, used, expired or dead; ask for a new one', 401)
 
+export const ForbiddenError = createError('FORBIDDEN', 'The access token does not carry the role this route needs', 403)
+
+export const AccountDisabledError = createError('ACCOUNT_DISABLED', 'This account is disabled', 403)
+
+export const UserNotFoundError = createError('USER_NOT_FOUND', 'No such user', 404)
+
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'

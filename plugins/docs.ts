@@ -21,6 +21,7 @@ async function docsPlugin (fastify: FastifyInstance) {
         { name: 'accounts', description: 'Signup, login, token refresh and logout' },
         { name: 'user', description: 'Routes that need an access token' },
         { name: 'recovery', description: 'Email verification and password reset, by a code (or a link) sent to the account\'s address' },
+        { name: 'admin', description: 'User administration; the access token of a user holding the role `admin`' },
         { name: 'keys', description: 'For other services: the keys that verify access tokens, and the revocation feed' },
         { name: 'operations', description: 'Health probes' }
       ],

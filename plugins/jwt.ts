@@ -15,6 +15,7 @@ export interface AccessTokenPayload {
   sub: string
   email: string
   email_verified: boolean
+  roles: string[]
   /** The session (refresh-token family) the token belongs to. */
   sid: string
   jti: string
@@ -39,7 +40,7 @@ declare module 'fastify' {
     /** preHandler: verifies the access token and sets `request.user`, or answers 401. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     /** Signs an access token for a user's session. */
-    issueAccessToken: (subject: { userId: string, email: string, emailVerified: boolean, sessionId: string }) => { token: string, expiresIn: number }
+    issueAccessToken: (subject: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) => { token: string, expiresIn: number }
     /** The public keys that verify access tokens, as published at /.well-known/jwks.json. */
     jsonWebKeySet: { keys: PublicJwk[] }
   }
@@ -181,8 +182,8 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
 
   fastify.decorate('jsonWebKeySet', { keys: options.verificationKeys.map((key) => key.jwk) })
 
-  fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, emailVerified, sessionId }: { userId: string, email: string, emailVerified: boolean, sessionId: string }) {
-    const token = fastify.jwt.sign({ sub: userId, email, email_verified: emailVerified, sid: sessionId, jti: randomUUID() })
+  fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, emailVerified, roles, sessionId }: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) {
+    const token = fastify.jwt.sign({ sub: userId, email, email_verified: emailVerified, roles, sid: sessionId, jti: randomUUID() })
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 /** The auth events: each is one log line and one counter increment. Never a secret, never an email. */
 export type AuthEvent =
   | { event: 'signup', outcome: 'success' | 'email_taken', userId?: string }
-  | { event: 'login', outcome: 'success' | 'invalid_credentials' | 'rate_limited' | 'email_not_verified', userId?: string, sessionId?: string }
+  | { event: 'login', outcome: 'success' | 'invalid_credentials' | 'rate_limited' | 'email_not_verified' | 'account_disabled', userId?: string, sessionId?: string }
   | { event: 'refresh', outcome: 'rotated' | 'grace' | 'reuse_detected' | 'invalid' | 'session_expired', userId?: string, sessionId?: string }
   | { event: 'password_change', outcome: 'success' | 'invalid_current_password' | 'rate_limited', userId: string, revokedSessions?: number }
   | { event: 'logout', outcome: 'success', sessionId: string }
@@ -15,6 +15,8 @@ export type AuthEvent =
   | { event: 'email_verification_request', outcome: 'queued' | 'not_queued' | 'rate_limited', userId?: string }
   | { event: 'email_verification', outcome: 'success' | 'email_changed' | 'invalid_code' | 'rate_limited', userId?: string }
   | { event: 'email_change_request', outcome: 'queued' | 'invalid_current_password' | 'email_taken' | 'rate_limited', userId: string }
+  | { event: 'account_deletion', outcome: 'success' | 'invalid_current_password' | 'rate_limited', userId: string, revokedSessions?: number }
+  | { event: 'admin', outcome: 'user_updated' | 'user_disabled' | 'user_enabled' | 'user_deleted' | 'sessions_revoked', actorId: string, userId: string, roles?: string[], revokedSessions?: number }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,7 +38,9 @@ const COUNTER_NAMES: Record<AuthEvent['event'], string> = {
   password_reset: 'auth_password_reset_total',
   email_verification_request: 'auth_email_verification_request_total',
   email_verification: 'auth_email_verification_total',
-  email_change_request: 'auth_email_change_request_total'
+  email_change_request: 'auth_email_change_request_total',
+  account_deletion: 'auth_account_deletion_total',
+  admin: 'auth_admin_action_total'
 }
 
 type LatencyLabels = { method: string, route: string, status_code: string }

@@ -12,6 +12,8 @@ declare module 'fastify' {
     outbox: {
       /** Stores a message for delivery; resolves once it is in the database (then it is never lost). */
       enqueue: (message: NewMessage) => Promise<void>
+      /** Deletes every message to `address`, sent or waiting (an account's deletion). */
+      forget: (address: string) => Promise<void>
       /** Resolves when this replica's sender has nothing in hand (tests). */
       idle: () => Promise<void>
       ensureIndexes: () => Promise<void>
@@ -64,6 +66,7 @@ async function outboxPlugin (fastify: FastifyInstance, options: OutboxPluginOpti
       await store.enqueue(message)
       worker.wake()
     }),
+    forget: mapDatabaseErrors(store.forget),
     idle: worker.idle,
     ensureIndexes: store.ensureIndexes
   })

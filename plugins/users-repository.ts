@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { ObjectId, type Collection } from 'mongodb'
+import { ObjectId, type Collection, type Filter } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
 import { EmailTakenError } from '../errors.js'
 import { createIndexesOnReady, isDuplicateKey, mapDatabaseErrors, memoisedIndexes, toDatabaseError } from './mongodb.js'
@@ -15,6 +15,10 @@ interface UserDocument {
   emailVerified?: boolean
   /** The last password reset: sessions begun before it, under an earlier password, are over. */
   sessionsNotBefore?: Date
+  /** Granted by an admin; absent on accounts that never had any. */
+  roles?: string[]
+  /** Set by an admin: no login, no refresh. */
+  disabled?: boolean
   createdAt: Date
   updatedAt: Date
 }
@@ -33,6 +37,9 @@ export interface UserRecord {
   emailVerified: boolean
   /** The last password reset, or null: a session begun before it under another credentials version cannot refresh. */
   sessionsNotBefore: Date | null
+  /** The roles granted to the account (the ADMIN_EMAILS bootstrap is added on top, see plugins/roles.ts). */
+  roles: string[]
+  disabled: boolean
   createdAt: Date
 }
 
@@ -61,6 +68,12 @@ export interface UsersRepository {
    * `EmailTakenError` when another account has `toEmail`.
    */
   changeEmail: (id: string, fromEmail: string, toEmail: string) => Promise<boolean>
+  /** A page of users in id order, after `after` (an id), whose address starts with `emailPrefix`; one more than `limit` tells there is a next page. */
+  list: (query: { emailPrefix?: string, after?: string, limit: number }) => Promise<UserRecord[]>
+  /** Sets roles and/or the disabled flag; null when there is no such user. */
+  update: (id: string, changes: { roles?: string[], disabled?: boolean }) => Promise<UserRecord | null>
+  /** Deletes the account document; false when there was none. */
+  deleteAccount: (id: string) => Promise<boolean>
   /** Takes back a signup that could not be completed (only while the address is unverified). */
   deleteUnverified: (id: string) => Promise<void>
 }
@@ -89,6 +102,8 @@ function toRecord (document: UserDocument): UserRecord {
     credentialsVersion: document.credentialsVersion ?? '',
     emailVerified: document.emailVerified === true,
     sessionsNotBefore: document.sessionsNotBefore ?? null,
+    roles: document.roles ?? [],
+    disabled: document.disabled === true,
     createdAt: document.createdAt
   }
 }
@@ -144,6 +159,28 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
     markEmailVerified: mapDatabaseErrors(async (id: string, email: string) => {
       const { matchedCount } = await users.updateOne({ _id: new ObjectId(id), email }, { $set: { emailVerified: true, updatedAt: new Date() } })
       return matchedCount === 1
+    }),
+
+    list: mapDatabaseErrors(async ({ emailPrefix, after, limit }: { emailPrefix?: string, after?: string, limit: number }) => {
+      const filter: Filter<UserDocument> = {}
+      // Anchored at the start, so the email index serves it; the prefix is matched literally.
+      if (emailPrefix !== undefined && emailPrefix !== '') filter.email = { $regex: `^${emailPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}` }
+      if (after !== undefined) filter._id = { $gt: new ObjectId(after) }
+      const documents = await users.find(filter).sort({ _id: 1 }).limit(limit + 1).toArray()
+      return documents.map(toRecord)
+    }),
+
+    update: mapDatabaseErrors(async (id: string, changes: { roles?: string[], disabled?: boolean }) => {
+      const _id = new ObjectId(id)
+      const { matchedCount } = await users.updateOne({ _id }, { $set: { ...changes, updatedAt: new Date() } })
+      if (matchedCount === 0) return null
+      const document = await users.findOne({ _id })
+      return document === null ? null : toRecord(document)
+    }),
+
+    deleteAccount: mapDatabaseErrors(async (id: string) => {
+      const { deletedCount } = await users.deleteOne({ _id: new ObjectId(id) })
+      return deletedCount === 1
     }),
 
     deleteUnverified: mapDatabaseErrors(async (id: string) => {

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import {
-  EmailNotVerifiedError, EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
+  AccountDisabledError, EmailNotVerifiedError, EmailTakenError, InvalidCredentialsError, RateLimitedError, RefreshTokenInvalidError, RefreshTokenReusedError, SessionExpiredError
 } from '../errors.js'
 import type { SessionRecord } from '../plugins/sessions-repository.js'
 import type { UserRecord } from '../plugins/users-repository.js'
@@ -21,7 +21,7 @@ function sessionOf (result: { sessionId?: string }) {
 
 /** The body of /login and /token/refresh: a fresh access token (with the user's current address) and the session's refresh token. */
 function tokensFor (fastify: FastifyInstance, user: UserRecord, session: SessionRecord, refreshToken: string): LoginResponse {
-  const { token, expiresIn } = fastify.issueAccessToken({ userId: user.id, email: user.email, emailVerified: user.emailVerified, sessionId: session.id })
+  const { token, expiresIn } = fastify.issueAccessToken({ userId: user.id, email: user.email, emailVerified: user.emailVerified, roles: fastify.rolesOf(user), sessionId: session.id })
   return {
     token,
     tokenType: 'Bearer',
@@ -94,7 +94,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean 
         200: LoginResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Unknown email or wrong password (the two are indistinguishable).', ['INVALID_CREDENTIALS']),
-        403: errorResponse('REQUIRE_EMAIL_VERIFICATION is on and the account\'s address is not verified yet (only after a correct password); nothing is issued.', ['EMAIL_NOT_VERIFIED']),
+        403: errorResponse('The account is disabled, or REQUIRE_EMAIL_VERIFICATION is on and its address is not verified yet (both only after a correct password); nothing is issued.', ['ACCOUNT_DISABLED', 'EMAIL_NOT_VERIFIED']),
         429: errorResponse('Too many requests from this client, or too many failed attempts at this account (from this address, or from all); see Retry-After.', ['RATE_LIMITED']),
         ...BodyRouteResponses
       }
@@ -116,6 +116,10 @@ const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean 
       throw new InvalidCredentialsError()
     }
     await attempt.succeeded()
+    if (user.disabled) {
+      fastify.recordAuthEvent(request, { event: 'login', outcome: 'account_disabled', userId: user.id })
+      throw new AccountDisabledError()
+    }
     if (requireEmailVerification && !user.emailVerified) {
       fastify.recordAuthEvent(request, { event: 'login', outcome: 'email_not_verified', userId: user.id })
       throw new EmailNotVerifiedError()
@@ -169,6 +173,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean 
     const result = await fastify.sessionsRepository.rotate(request.body.refreshToken, async (session) => {
       const user = await fastify.usersRepository.findById(session.userId)
       if (user === null) return 'account_deleted'
+      if (user.disabled) return 'account_disabled'
       if (outlivedReset(user, session)) return 'password_reset'
       subject.user = user
       return undefined
@@ -212,4 +217,4 @@ const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean 
   })
 }
 
-export default fp(authRoutes, { name: 'auth-routes', encapsulate: true, dependencies: ['password-hasher', 'users-repository', 'sessions-repository', 'jwt', 'rate-limit', 'metrics', 'account-messages'] })
+export default fp(authRoutes, { name: 'auth-routes', encapsulate: true, dependencies: ['password-hasher', 'users-repository', 'sessions-repository', 'jwt', 'roles', 'rate-limit', 'metrics', 'account-messages'] })

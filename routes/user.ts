@@ -13,6 +13,7 @@ import {
   type ProfileResponse
 } from '../schemas/user.js'
 import { AcceptedResponseSchema, ChangeEmailBodySchema } from '../schemas/email.js'
+import { DeleteAccountBodySchema } from '../schemas/admin.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
@@ -192,6 +193,46 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     return reply.code(204).send(null)
   })
 
+  fastify.delete('/', {
+    // DELETE /user, not /user/.
+    prefixTrailingSlash: 'no-slash',
+    preHandler: requireLiveSession,
+    config: { rateLimit: {} },
+    schema: {
+      tags: ['user'],
+      summary: 'Delete the signed-in user\'s account (password required): every session revoked, personal data gone',
+      security: headerOnly,
+      consumes,
+      body: DeleteAccountBodySchema,
+      response: {
+        204: NoContent,
+        400: BadRequestResponse,
+        401: errorResponse('Invalid access token, ended session, or wrong password.',
+          ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED', 'INVALID_CURRENT_PASSWORD']),
+        429: errorResponse('Too many requests from this client, or too many wrong passwords for this account; see Retry-After.', ['RATE_LIMITED']),
+        ...BodyRouteResponses
+      }
+    }
+  }, async function deleteAccount (request, reply) {
+    const { sub: userId } = request.user
+    const user = await fastify.usersRepository.findById(userId)
+    if (user === null) throw new SessionRevokedError()
+    const attempt = await fastify.failedLogins.start(request, user.email)
+    if (attempt.retryAfterSeconds > 0) {
+      fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'rate_limited', userId })
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
+      throw new RateLimitedError()
+    }
+    if (!(await fastify.passwordHasher.verify(request.body.password, user.passwordHash)).matches) {
+      fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'invalid_current_password', userId })
+      throw new InvalidCurrentPasswordError()
+    }
+    await attempt.succeeded()
+    const revoked = await fastify.removeAccount(user)
+    fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'success', userId, revokedSessions: revoked })
+    return reply.code(204).send(null)
+  })
+
   fastify.put('/email', {
     preHandler: requireLiveSession,
     preValidation: normaliseEmail,
@@ -239,4 +280,4 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   })
 }
 
-export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'account-messages', 'rate-limit', 'metrics'] })
+export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'account-messages', 'account-removal', 'rate-limit', 'metrics'] })

@@ -13,6 +13,7 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.same(document, committed, 'the served document is the committed openapi.json (whose routes test/openapi.test.ts checks against docs/api-contract.md)')
   const statuses = (path: string, method: string) => Object.keys(document.paths[path][method].responses).sort()
   t.same(statuses('/login', 'post'), ['200', '400', '401', '403', '413', '415', '429', '500', '503'])
+  t.match(document.paths['/login'].post.responses['403'].description, /ACCOUNT_DISABLED/)
   t.match(document.paths['/token/refresh'].post.responses['401'].description, /REFRESH_TOKEN_REUSED/)
   t.same(Object.keys(document.paths['/login'].post.responses['200'].content['application/json'].schema.properties).sort(),
     ['expiresIn', 'refreshExpiresIn', 'refreshToken', 'token', 'tokenType'])
@@ -22,7 +23,7 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.same(document.paths['/user/profile'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])
   t.same(document.paths['/user/sessions'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])
-  for (const [path, method] of [['/user/password', 'put'], ['/user/email', 'put'], ['/user/sessions', 'delete'], ['/user/sessions/{id}', 'delete']] as const) {
+  for (const [path, method] of [['/user/password', 'put'], ['/user/email', 'put'], ['/user', 'delete'], ['/user/sessions', 'delete'], ['/user/sessions/{id}', 'delete'], ['/admin/users', 'get'], ['/admin/users/{id}', 'patch']] as const) {
     t.same(document.paths[path][method].security, [{ bearerAuth: [] }], `${method} ${path}: a write takes the header only`)
   }
   for (const [path, method] of [['/signup', 'post'], ['/login', 'post'], ['/token/refresh', 'post'], ['/logout', 'post'], ['/.well-known/jwks.json', 'get'], ['/revocations', 'get'], ['/metrics', 'get'], ['/password/forgot', 'post'], ['/password/reset', 'post'], ['/email/verification', 'post'], ['/email/verify', 'post']] as const) {

@@ -108,6 +108,11 @@ export function createOutboxStore (db: Db, options: { claimTimeoutSeconds: numbe
       }
     },
 
+    /** Deletes every message to `address`, sent or not (a deleted account's personal data). */
+    async forget (address: string) {
+      await messages.deleteMany({ to: address })
+    },
+
     /** Queue depth and the age of the oldest pending message, for the metrics. */
     async backlog (now: Date): Promise<{ pending: number, oldestAgeSeconds: number }> {
       const [pending, oldest] = await Promise.all([

@@ -1,7 +1,7 @@
 import type { Collection, ObjectId } from 'mongodb'
 import { isDuplicateKey } from '../mongodb.js'
 
-export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'password_reset' | 'account_deleted' | 'refresh_token_reused'
+export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'password_reset' | 'account_disabled' | 'account_deleted' | 'sessions_revoked_by_admin' | 'refresh_token_reused'
 
 export interface RevocationDocument {
   /** The session id: unique, so each revoked session is recorded once. */

@@ -16,6 +16,8 @@ export interface AccessTokenClaims {
   email: string
   /** Whether the user confirmed `email` with a code sent to it (absent on tokens issued before verification existed). */
   email_verified?: boolean
+  /** The roles the user holds (absent when none, and on tokens issued before roles existed). */
+  roles?: string[]
   /** The session id: what the revocation feed names. */
   sid: string
   jti: string

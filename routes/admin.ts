@@ -1,0 +1,137 @@
+import fp from 'fastify-plugin'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { ForbiddenError, SessionRevokedError, UserNotFoundError } from '../errors.js'
+import { createdAtOf, type UserRecord } from '../plugins/users-repository.js'
+import { OBJECT_ID, BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
+import { AdminUserSchema, UserListQuerySchema, UserListResponseSchema, UserParamsSchema, UserPatchSchema, type AdminUser } from '../schemas/admin.js'
+
+const security = [{ bearerAuth: [] }]
+
+const AdminUnauthorizedResponse = errorResponse('Missing or invalid access token, or its session has ended.', ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED'])
+const AdminForbiddenResponse = errorResponse('The token\'s user does not hold the role `admin`.', ['FORBIDDEN'])
+const NotFoundResponse = errorResponse('No user with this id.', ['USER_NOT_FOUND'])
+const Errors = { 401: AdminUnauthorizedResponse, 403: AdminForbiddenResponse, 500: InternalErrorResponse, 503: ServiceUnavailableResponse }
+
+/**
+ * User administration. Each route: the access token from the header only,
+ * the role `admin` in the token, then, with one read each, a live session
+ * and a user who still holds the role now (a demoted admin's token is
+ * refused at once, not when it expires). Every change is an auth event
+ * naming the acting admin.
+ */
+const adminRoutes: FastifyPluginAsyncTypebox = async function adminRoutes (fastify) {
+  fastify.addSchema(AdminUserSchema)
+  fastify.addHook('onRequest', async function headerTokenOnly (request) {
+    // A token in a URL must never authorise anything here.
+    delete (request.query as Record<string, unknown> | undefined)?.secret_token
+  })
+  fastify.addHook('preHandler', fastify.authenticate)
+  fastify.addHook('preHandler', fastify.requireRole('admin'))
+  fastify.addHook('preHandler', async function requireLiveAdmin (request: FastifyRequest) {
+    const [session, admin] = await Promise.all([
+      fastify.sessionsRepository.findLive(request.user.sub, request.user.sid),
+      fastify.usersRepository.findById(request.user.sub)
+    ])
+    if (session === null || admin === null) throw new SessionRevokedError()
+    if (admin.disabled || !fastify.rolesOf(admin).includes('admin')) throw new ForbiddenError()
+  })
+
+  const view = (user: UserRecord): AdminUser => ({
+    id: user.id,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    roles: fastify.rolesOf(user),
+    disabled: user.disabled,
+    createdAt: createdAtOf(user.id).toISOString()
+  })
+
+  async function userOf (id: string): Promise<UserRecord> {
+    const user = OBJECT_ID.test(id) ? await fastify.usersRepository.findById(id) : null
+    if (user === null) throw new UserNotFoundError()
+    return user
+  }
+
+  fastify.get('/users', {
+    schema: {
+      tags: ['admin'],
+      summary: 'List and search users, a page at a time',
+      security,
+      querystring: UserListQuerySchema,
+      response: { 200: UserListResponseSchema, 400: BadRequestResponse, ...Errors }
+    }
+  }, async function listUsers (request) {
+    const { email, cursor, limit } = request.query
+    const page = await fastify.usersRepository.list({ emailPrefix: email?.trim().toLowerCase(), after: cursor, limit })
+    const users = page.slice(0, limit)
+    return { users: users.map(view), cursor: page.length > limit ? users.at(-1)!.id : null }
+  })
+
+  fastify.get('/users/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'One user',
+      security,
+      params: UserParamsSchema,
+      response: { 200: Type.Ref(AdminUserSchema), 404: NotFoundResponse, ...Errors }
+    }
+  }, async function getUser (request) {
+    return view(await userOf(request.params.id))
+  })
+
+  fastify.patch('/users/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Set a user\'s roles, or disable or enable the account (disabling revokes every session)',
+      security,
+      params: UserParamsSchema,
+      body: UserPatchSchema,
+      response: { 200: Type.Ref(AdminUserSchema), 400: BadRequestResponse, 404: NotFoundResponse, ...Errors, ...BodyRouteResponses }
+    }
+  }, async function updateUser (request) {
+    const target = await userOf(request.params.id)
+    const updated = await fastify.usersRepository.update(target.id, request.body)
+    if (updated === null) throw new UserNotFoundError()
+    const actorId = request.user.sub
+    if (request.body.roles !== undefined) fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_updated', actorId, userId: target.id, roles: request.body.roles })
+    if (request.body.disabled === true) {
+      const revoked = await fastify.sessionsRepository.revokeAllOfUser(target.id, 'account_disabled')
+      fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_disabled', actorId, userId: target.id, revokedSessions: revoked })
+    } else if (request.body.disabled === false) {
+      fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_enabled', actorId, userId: target.id })
+    }
+    return view(updated)
+  })
+
+  fastify.delete('/users/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Delete a user: sessions revoked, the account and its personal data gone (the address can sign up again)',
+      security,
+      params: UserParamsSchema,
+      response: { 204: Type.Null({ description: 'Deleted.' }), 404: NotFoundResponse, ...Errors }
+    }
+  }, async function deleteUser (request, reply) {
+    const target = await userOf(request.params.id)
+    const revoked = await fastify.removeAccount(target)
+    fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_deleted', actorId: request.user.sub, userId: target.id, revokedSessions: revoked })
+    return reply.code(204).send(null)
+  })
+
+  fastify.delete('/users/:id/sessions', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Revoke every session of a user',
+      security,
+      params: UserParamsSchema,
+      response: { 204: Type.Null({ description: 'Every session is over.' }), 404: NotFoundResponse, ...Errors }
+    }
+  }, async function revokeUserSessions (request, reply) {
+    const target = await userOf(request.params.id)
+    const revoked = await fastify.sessionsRepository.revokeAllOfUser(target.id, 'sessions_revoked_by_admin')
+    fastify.recordAuthEvent(request, { event: 'admin', outcome: 'sessions_revoked', actorId: request.user.sub, userId: target.id, revokedSessions: revoked })
+    return reply.code(204).send(null)
+  })
+}
+
+export default fp(adminRoutes, { name: 'admin-routes', encapsulate: true, dependencies: ['jwt', 'roles', 'users-repository', 'sessions-repository', 'account-removal', 'metrics'] })

@@ -21,6 +21,7 @@ import emailCodes from './plugins/email-codes.js'
 import accountMessages from './plugins/account-messages.js'
 import accountRemoval from './plugins/account-removal.js'
 import roles from './plugins/roles.js'
+import clientsRepository from './plugins/clients-repository.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
@@ -28,6 +29,7 @@ import userRoutes from './routes/user.js'
 import passwordRoutes from './routes/password.js'
 import emailRoutes from './routes/email.js'
 import adminRoutes from './routes/admin.js'
+import oauthRoutes from './routes/oauth.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsRoutes from './routes/metrics.js'
 import revocationsRoutes from './routes/revocations.js'
@@ -93,6 +95,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(accountMessages, config.email)
   app.register(accountRemoval)
   app.register(roles, { adminEmails: config.adminEmails })
+  app.register(clientsRepository)
 
   // Route plugins stay encapsulated (their hooks stay inside), and each names
   // the plugins whose decorators it uses: a missing one fails at start-up.
@@ -102,7 +105,8 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(userRoutes, { prefix: '/user' })
   app.register(passwordRoutes)
   app.register(emailRoutes)
-  app.register(adminRoutes, { prefix: '/admin' })
+  app.register(adminRoutes, { prefix: '/admin', clientSecretOverlapSeconds: config.clients.secretOverlapSeconds })
+  app.register(oauthRoutes, { realm: config.jwt.issuer })
   app.register(jwksRoutes)
   app.register(revocationsRoutes)
 

@@ -54,6 +54,8 @@ export interface Config {
     accountMax: number
     /** Messages /password/forgot and /email/verification queue per address and window. */
     messageRequestMax: number
+    /** Tokens a service client gets from POST /oauth/token per window. */
+    clientTokenMax: number
     redisUrl?: string
     redisKeyPrefix: string
   }
@@ -76,6 +78,9 @@ export interface Config {
   }
   /** Lower-cased: verified accounts with these addresses hold the role `admin`. */
   adminEmails: string[]
+  clients: {
+    secretOverlapSeconds: number
+  }
   maxEventLoopDelayMs: number
   bcryptCost: number
   bodyLimitBytes: number
@@ -156,6 +161,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       emailMax: env.RATE_LIMIT_EMAIL_MAX,
       accountMax: env.RATE_LIMIT_ACCOUNT_MAX ?? 10 * env.RATE_LIMIT_EMAIL_MAX,
       messageRequestMax: env.EMAIL_REQUEST_MAX,
+      clientTokenMax: env.CLIENT_TOKEN_RATE_MAX,
       ...(env.REDIS_URL === undefined ? {} : { redisUrl: env.REDIS_URL }),
       redisKeyPrefix: env.REDIS_KEY_PREFIX
     },
@@ -176,6 +182,9 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
       pollIntervalMs: env.EMAIL_POLL_INTERVAL_MS
     },
     adminEmails: splitList(env.ADMIN_EMAILS).map((email) => email.toLowerCase()),
+    clients: {
+      secretOverlapSeconds: env.CLIENT_SECRET_OVERLAP_SECONDS
+    },
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,

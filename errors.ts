@@ -47,6 +47,8 @@ export const AccountDisabledError = createError('ACCOUNT_DISABLED', 'This accoun
 
 export const UserNotFoundError = createError('USER_NOT_FOUND', 'No such user', 404)
 
+export const ClientNotFoundError = createError('CLIENT_NOT_FOUND', 'No such client', 404)
+
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'

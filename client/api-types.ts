@@ -2271,6 +2271,478 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/clients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every service client (never a secret) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every service client, oldest first. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            clients: {
+                                /** @description The client id (`client_id` at POST /oauth/token). */
+                                clientId: string;
+                                name: string;
+                                scopes: string[];
+                                /** @description null: the service's JWT_AUDIENCE. */
+                                audience: string | null;
+                                /** Format: date-time */
+                                createdAt: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The token's user does not hold the role `admin`. Codes: `FORBIDDEN`. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a service client; its secret is in this answer only */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description What the client is, for people (e.g. `billing-service`). */
+                        name: string;
+                        /** @description What its tokens may carry; a token request may narrow them. */
+                        scopes: string[];
+                        /** @description The `aud` of its tokens (the service that takes them); JWT_AUDIENCE by default. */
+                        audience?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The client, with its secret. */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The client id (`client_id` at POST /oauth/token). */
+                            clientId: string;
+                            name: string;
+                            scopes: string[];
+                            /** @description null: the service's JWT_AUDIENCE. */
+                            audience: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            /** @description Shown only here: store it now. Only its hash is kept. */
+                            clientSecret: string;
+                        };
+                    };
+                };
+                /** @description Invalid input: wrong or missing fields, unknown fields, wrong types, malformed body. Codes: `FST_ERR_VALIDATION`, `FST_ERR_CTP_INVALID_JSON_BODY`, `FST_ERR_CTP_EMPTY_JSON_BODY`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The token's user does not hold the role `admin`. Codes: `FORBIDDEN`. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is larger than BODY_LIMIT_BYTES. Codes: `FST_ERR_CTP_BODY_TOO_LARGE`. */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The body is neither application/json nor application/x-www-form-urlencoded. Codes: `FST_ERR_CTP_INVALID_MEDIA_TYPE`. */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/clients/{id}/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new secret for a client; the previous one keeps working for CLIENT_SECRET_OVERLAP_SECONDS */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description A client id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A new secret. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            clientId: string;
+                            /** @description The new secret, shown only here; the previous one works for CLIENT_SECRET_OVERLAP_SECONDS more. */
+                            clientSecret: string;
+                        };
+                    };
+                };
+                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The token's user does not hold the role `admin`. Codes: `FORBIDDEN`. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No client with this id. Codes: `CLIENT_NOT_FOUND`. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/clients/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a client: no new token for it, and its tokens are inactive at introspection */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description A client id. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The token's user does not hold the role `admin`. Codes: `FORBIDDEN`. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No client with this id. Codes: `CLIENT_NOT_FOUND`. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A client-credentials token for a service client (RFC 6749 4.4)
+         * @description The client authenticates with HTTP Basic (client id and secret, each form-urlencoded) or with client_id and client_secret in the form. `scope` may narrow the client's scopes. Answers are never cached (Cache-Control: no-store). Errors have the RFC 6749 5.2 shape.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/x-www-form-urlencoded": {
+                        /** @description Must be `client_credentials`. */
+                        grant_type?: string;
+                        /** @description Space-separated scopes, a subset of the client's; all of them when absent. */
+                        scope?: string;
+                        /** @description With client_secret, instead of HTTP Basic. */
+                        client_id?: string;
+                        client_secret?: string;
+                    };
+                    "application/json": {
+                        /** @description Must be `client_credentials`. */
+                        grant_type?: string;
+                        /** @description Space-separated scopes, a subset of the client's; all of them when absent. */
+                        scope?: string;
+                        /** @description With client_secret, instead of HTTP Basic. */
+                        client_id?: string;
+                        client_secret?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description RFC 6749 5.1. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description A JWT signed like users' tokens: `sub` and `client_id` are the client, `scope`, `aud`, `iss`, `iat`, `exp`, `jti`. */
+                            access_token: string;
+                            /** @enum {string} */
+                            token_type: "Bearer";
+                            /** @description Seconds until it expires. */
+                            expires_in: number;
+                            /** @description The granted scopes, space-separated. */
+                            scope: string;
+                        };
+                    };
+                };
+                /** @description invalid_request (a missing, repeated or malformed parameter), unsupported_grant_type, or invalid_scope (a scope the client does not have). */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OAuthError"];
+                    };
+                };
+                /** @description invalid_client: unknown client, wrong or expired secret, or no client authentication; with WWW-Authenticate: Basic. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OAuthError"];
+                    };
+                };
+                /** @description Too many token requests from this address, or for this client (CLIENT_TOKEN_RATE_MAX); see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/jwks.json": {
         parameters: {
             query?: never;
@@ -2449,6 +2921,12 @@ export interface components {
             disabled: boolean;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** OAuthError */
+        OAuthError: {
+            /** @description RFC 6749 5.2: invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope. */
+            error: string;
+            error_description: string;
         };
     };
     responses: never;

@@ -22,13 +22,20 @@ async function docsPlugin (fastify: FastifyInstance) {
         { name: 'user', description: 'Routes that need an access token' },
         { name: 'recovery', description: 'Email verification and password reset, by a code (or a link) sent to the account\'s address' },
         { name: 'admin', description: 'User administration; the access token of a user holding the role `admin`' },
+        { name: 'oauth', description: 'OAuth 2.0 for service clients: client-credentials tokens' },
         { name: 'keys', description: 'For other services: the keys that verify access tokens, and the revocation feed' },
         { name: 'operations', description: 'Health probes' }
       ],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The header `Authorization: Bearer <access token>`; it wins over `secret_token`.' },
-          queryToken: { type: 'apiKey', in: 'query', name: 'secret_token', description: 'The access token as a query parameter; GET routes only, and only where enabled (ALLOW_QUERY_TOKEN).' }
+          queryToken: { type: 'apiKey', in: 'query', name: 'secret_token', description: 'The access token as a query parameter; GET routes only, and only where enabled (ALLOW_QUERY_TOKEN).' },
+          clientBasic: { type: 'http', scheme: 'basic', description: 'A service client\'s id and secret (each form-urlencoded), at POST /oauth/token; client_id and client_secret in the form do the same.' },
+          clientCredentials: {
+            type: 'oauth2',
+            description: 'A service client\'s token from POST /oauth/token (grant_type=client_credentials), sent as `Authorization: Bearer`.',
+            flows: { clientCredentials: { tokenUrl: '/oauth/token', scopes: {} } }
+          }
         }
       }
     },

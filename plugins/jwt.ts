@@ -41,6 +41,12 @@ declare module 'fastify' {
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     /** Signs an access token for a user's session. */
     issueAccessToken: (subject: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) => { token: string, expiresIn: number }
+    /**
+     * Signs a service client's token (client credentials): `sub` and
+     * `client_id` are the client, `scope` its granted scopes, `aud` its
+     * audience; no session, no email. Same keys as users' tokens.
+     */
+    issueClientToken: (client: { clientId: string, scope: string, audience?: string }) => { token: string, expiresIn: number }
     /** The public keys that verify access tokens, as published at /.well-known/jwks.json. */
     jsonWebKeySet: { keys: PublicJwk[] }
   }
@@ -184,6 +190,13 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
 
   fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, emailVerified, roles, sessionId }: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) {
     const token = fastify.jwt.sign({ sub: userId, email, email_verified: emailVerified, roles, sid: sessionId, jti: randomUUID() })
+    return { token, expiresIn: options.accessTokenTtlSeconds }
+  })
+
+  fastify.decorate('issueClientToken', function issueClientToken ({ clientId, scope, audience }: { clientId: string, scope: string, audience?: string }) {
+    const payload = { sub: clientId, client_id: clientId, scope, jti: randomUUID() }
+    // Not AccessTokenPayload (a user's): the same signer, with the client's own audience.
+    const token = fastify.jwt.sign(payload as unknown as AccessTokenPayload, audience === undefined ? undefined : { aud: audience })
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 

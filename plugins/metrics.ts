@@ -17,6 +17,8 @@ export type AuthEvent =
   | { event: 'email_change_request', outcome: 'queued' | 'invalid_current_password' | 'email_taken' | 'rate_limited', userId: string }
   | { event: 'account_deletion', outcome: 'success' | 'invalid_current_password' | 'rate_limited', userId: string, revokedSessions?: number }
   | { event: 'admin', outcome: 'user_updated' | 'user_disabled' | 'user_enabled' | 'user_deleted' | 'sessions_revoked', actorId: string, userId: string, roles?: string[], revokedSessions?: number }
+  | { event: 'admin', outcome: 'client_created' | 'client_secret_rotated' | 'client_deleted', actorId: string, clientId: string, scopes?: string[] }
+  | { event: 'client_token', outcome: 'issued' | 'invalid_client' | 'invalid_scope' | 'invalid_request' | 'unsupported_grant_type', clientId?: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -40,7 +42,8 @@ const COUNTER_NAMES: Record<AuthEvent['event'], string> = {
   email_verification: 'auth_email_verification_total',
   email_change_request: 'auth_email_change_request_total',
   account_deletion: 'auth_account_deletion_total',
-  admin: 'auth_admin_action_total'
+  admin: 'auth_admin_action_total',
+  client_token: 'auth_client_token_total'
 }
 
 type LatencyLabels = { method: string, route: string, status_code: string }

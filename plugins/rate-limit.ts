@@ -37,6 +37,10 @@ declare module 'fastify' {
     messageRequests: {
       count: (email: string) => Promise<number>
     }
+    /** The limit on tokens per service client (CLIENT_TOKEN_RATE_MAX per window), counted once the client is authenticated: 0, or the Retry-After in seconds. */
+    clientTokenRequests: {
+      count: (clientId: string) => Promise<number>
+    }
   }
 }
 
@@ -95,6 +99,13 @@ async function rateLimitPlugin (fastify: FastifyInstance, options: RateLimitPlug
       const key = `message-requests:${createHash('sha256').update(email).digest('base64url')}`
       const { count, resetInMs } = await guarded(() => counters.increment(key, windowMs), unlimited)
       return count > options.messageRequestMax ? Math.max(1, Math.ceil(resetInMs / 1000)) : 0
+    }
+  })
+
+  fastify.decorate('clientTokenRequests', {
+    async count (clientId: string): Promise<number> {
+      const { count, resetInMs } = await guarded(() => counters.increment(`client-tokens:${clientId}`, options.windowSeconds * 1000), unlimited)
+      return count > options.clientTokenMax ? Math.max(1, Math.ceil(resetInMs / 1000)) : 0
     }
   })
 

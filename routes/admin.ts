@@ -1,10 +1,14 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { ForbiddenError, SessionRevokedError, UserNotFoundError } from '../errors.js'
+import { ClientNotFoundError, ForbiddenError, SessionRevokedError, UserNotFoundError } from '../errors.js'
 import { createdAtOf, type UserRecord } from '../plugins/users-repository.js'
 import { OBJECT_ID, BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
-import { AdminUserSchema, UserListQuerySchema, UserListResponseSchema, UserParamsSchema, UserPatchSchema, type AdminUser } from '../schemas/admin.js'
+import {
+  AdminUserSchema, ClientListSchema, ClientParamsSchema, ClientSecretSchema, CreatedClientSchema, NewClientSchema,
+  UserListQuerySchema, UserListResponseSchema, UserParamsSchema, UserPatchSchema, type AdminUser
+} from '../schemas/admin.js'
+import type { ClientRecord } from '../plugins/clients-repository.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -20,7 +24,13 @@ const Errors = { 401: AdminUnauthorizedResponse, 403: AdminForbiddenResponse, 50
  * refused at once, not when it expires). Every change is an auth event
  * naming the acting admin.
  */
-const adminRoutes: FastifyPluginAsyncTypebox = async function adminRoutes (fastify) {
+const ClientNotFoundResponse = errorResponse('No client with this id.', ['CLIENT_NOT_FOUND'])
+
+function clientView (client: ClientRecord) {
+  return { clientId: client.id, name: client.name, scopes: client.scopes, audience: client.audience, createdAt: client.createdAt.toISOString() }
+}
+
+const adminRoutes: FastifyPluginAsyncTypebox<{ clientSecretOverlapSeconds: number }> = async function adminRoutes (fastify, { clientSecretOverlapSeconds }) {
   fastify.addSchema(AdminUserSchema)
   fastify.addHook('onRequest', async function headerTokenOnly (request) {
     // A token in a URL must never authorise anything here.
@@ -132,6 +142,60 @@ const adminRoutes: FastifyPluginAsyncTypebox = async function adminRoutes (fasti
     fastify.recordAuthEvent(request, { event: 'admin', outcome: 'sessions_revoked', actorId: request.user.sub, userId: target.id, revokedSessions: revoked })
     return reply.code(204).send(null)
   })
+
+  fastify.post('/clients', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Create a service client; its secret is in this answer only',
+      security,
+      body: NewClientSchema,
+      response: { 201: CreatedClientSchema, 400: BadRequestResponse, ...Errors, ...BodyRouteResponses }
+    }
+  }, async function createClient (request, reply) {
+    const { client, secret } = await fastify.clientsRepository.create(request.body)
+    fastify.recordAuthEvent(request, { event: 'admin', outcome: 'client_created', actorId: request.user.sub, clientId: client.id, scopes: client.scopes })
+    return reply.code(201).send({ ...clientView(client), clientSecret: secret })
+  })
+
+  fastify.get('/clients', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Every service client (never a secret)',
+      security,
+      response: { 200: ClientListSchema, ...Errors }
+    }
+  }, async function listClients () {
+    return { clients: (await fastify.clientsRepository.list()).map(clientView) }
+  })
+
+  fastify.post('/clients/:id/secret', {
+    schema: {
+      tags: ['admin'],
+      summary: 'A new secret for a client; the previous one keeps working for CLIENT_SECRET_OVERLAP_SECONDS',
+      security,
+      params: ClientParamsSchema,
+      response: { 200: ClientSecretSchema, 404: ClientNotFoundResponse, ...Errors }
+    }
+  }, async function rotateClientSecret (request) {
+    const secret = await fastify.clientsRepository.rotateSecret(request.params.id, clientSecretOverlapSeconds)
+    if (secret === null) throw new ClientNotFoundError()
+    fastify.recordAuthEvent(request, { event: 'admin', outcome: 'client_secret_rotated', actorId: request.user.sub, clientId: request.params.id })
+    return { clientId: request.params.id, clientSecret: secret }
+  })
+
+  fastify.delete('/clients/:id', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Delete a client: no new token for it, and its tokens are inactive at introspection',
+      security,
+      params: ClientParamsSchema,
+      response: { 204: Type.Null({ description: 'Deleted.' }), 404: ClientNotFoundResponse, ...Errors }
+    }
+  }, async function deleteClient (request, reply) {
+    if (!await fastify.clientsRepository.delete(request.params.id)) throw new ClientNotFoundError()
+    fastify.recordAuthEvent(request, { event: 'admin', outcome: 'client_deleted', actorId: request.user.sub, clientId: request.params.id })
+    return reply.code(204).send(null)
+  })
 }
 
-export default fp(adminRoutes, { name: 'admin-routes', encapsulate: true, dependencies: ['jwt', 'roles', 'users-repository', 'sessions-repository', 'account-removal', 'metrics'] })
+export default fp(adminRoutes, { name: 'admin-routes', encapsulate: true, dependencies: ['jwt', 'roles', 'users-repository', 'sessions-repository', 'clients-repository', 'account-removal', 'metrics'] })

@@ -40,3 +40,41 @@ export type UserPatch = Static<typeof UserPatchSchema>
 export const DeleteAccountBodySchema = Type.Object({
   password: PasswordToCheckSchema
 }, { additionalProperties: false, title: 'DeleteAccount' })
+
+/** A scope: lower-case letters, digits and `_ : . -`, starting with a letter (e.g. `notes:read`). */
+export const ScopeSchema = Type.String({ pattern: '^[a-z][a-z0-9_:.-]{0,63}$', description: 'A scope, e.g. `notes:read`.' })
+
+export const NewClientSchema = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 100, description: 'What the client is, for people (e.g. `billing-service`).' }),
+  scopes: Type.Array(ScopeSchema, { maxItems: 32, uniqueItems: true, description: 'What its tokens may carry; a token request may narrow them.' }),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The `aud` of its tokens (the service that takes them); JWT_AUDIENCE by default.' }))
+}, { additionalProperties: false, title: 'NewClient' })
+export type NewClient = Static<typeof NewClientSchema>
+
+const clientFields = {
+  clientId: Type.String({ description: 'The client id (`client_id` at POST /oauth/token).' }),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  audience: Type.Union([Type.String(), Type.Null()], { description: 'null: the service\'s JWT_AUDIENCE.' }),
+  createdAt: Type.String({ format: 'date-time' })
+}
+
+export const ClientSchema = Type.Object(clientFields, { title: 'Client', description: 'A service client (never its secret).' })
+
+export const CreatedClientSchema = Type.Object({
+  ...clientFields,
+  clientSecret: Type.String({ description: 'Shown only here: store it now. Only its hash is kept.' })
+}, { title: 'CreatedClient', description: 'The client, with its secret.' })
+
+export const ClientListSchema = Type.Object({
+  clients: Type.Array(ClientSchema)
+}, { description: 'Every service client, oldest first.' })
+
+export const ClientParamsSchema = Type.Object({
+  id: Type.String({ maxLength: 64, description: 'A client id.' })
+})
+
+export const ClientSecretSchema = Type.Object({
+  clientId: Type.String(),
+  clientSecret: Type.String({ description: 'The new secret, shown only here; the previous one works for CLIENT_SECRET_OVERLAP_SECONDS more.' })
+}, { description: 'A new secret.' })

@@ -18,7 +18,8 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.same(Object.keys(document.paths['/login'].post.responses['200'].content['application/json'].schema.properties).sort(),
     ['expiresIn', 'refreshExpiresIn', 'refreshToken', 'token', 'tokenType'])
 
-  t.same(Object.keys(document.components.securitySchemes).sort(), ['bearerAuth', 'queryToken'])
+  t.same(Object.keys(document.components.securitySchemes).sort(), ['bearerAuth', 'clientBasic', 'clientCredentials', 'queryToken'])
+  t.match(document.components.securitySchemes.clientCredentials, { type: 'oauth2', flows: { clientCredentials: { tokenUrl: '/oauth/token' } } })
   t.match(document.components.securitySchemes.queryToken, { type: 'apiKey', in: 'query', name: 'secret_token' })
   t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.same(document.paths['/user/profile'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])

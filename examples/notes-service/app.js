@@ -1,17 +1,22 @@
 import Fastify from 'fastify'
 import authVerify from '@auth-service/verify/fastify'
+import { isClientToken } from '@auth-service/verify'
 
 /**
  * A notes service that trusts auth-service tokens: one line to register the
  * verifier, one hook to protect the routes. Notes live in memory, per user.
- * @param {{ authUrl: string | URL, issuer: string, audience: string, revocationsPollIntervalMs?: number, logger?: boolean | object }} options
+ * Other services call its internal route with a client-credentials token
+ * (audience `serviceAudience`) that carries the scope `notes:read`.
+ * @param {{ authUrl: string | URL, issuer: string, audience: string, serviceAudience?: string, revocationsPollIntervalMs?: number, logger?: boolean | object }} options
  */
 export async function buildNotesApp (options) {
   const app = Fastify({ logger: options.logger ?? false })
 
   await app.register(authVerify, {
     issuer: options.issuer,
-    audience: options.audience,
+    // Users' tokens carry the auth service's audience; service clients' tokens, this service's.
+    audience: [options.audience, options.serviceAudience ?? 'notes-service'],
+    acceptClientTokens: true,
     jwksUrl: new URL('/.well-known/jwks.json', options.authUrl),
     revocationsUrl: new URL('/revocations', options.authUrl),
     revocationsPollIntervalMs: options.revocationsPollIntervalMs ?? 5000
@@ -22,8 +27,20 @@ export async function buildNotesApp (options) {
 
   app.get('/health', async () => ({ status: 'ok' }))
 
+  // For other services: a client-credentials token with the scope notes:read.
+  app.get('/internal/stats', { preHandler: [app.authenticate, app.requireScopes('notes:read')] }, async () => {
+    const all = [...notesByUser.values()]
+    return { users: all.length, notes: all.reduce((sum, notes) => sum + notes.length, 0) }
+  })
+
   app.register(async function notesRoutes (notes) {
     notes.addHook('preHandler', notes.authenticate)
+    // Notes belong to people: a service client's token has no notes here.
+    notes.addHook('preHandler', async (request, reply) => {
+      if (request.auth !== null && isClientToken(request.auth)) {
+        return reply.code(403).send({ statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden', message: 'Notes are for users' })
+      }
+    })
 
     notes.get('/notes', async (request) => ({ owner: request.auth?.sub, notes: notesByUser.get(request.auth?.sub ?? '') ?? [] }))
 

@@ -5,8 +5,10 @@ import type { FastifyInstance } from 'fastify'
 import {
   AlgorithmNotAllowedError, BadSignatureError, InvalidClaimsError, JwksUnavailableError, MalformedTokenError,
   TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError, WrongAudienceError,
-  WrongIssuerError, createVerifier, type VerifierOptions
+  WrongIssuerError, createClientCredentials, createVerifier, isClientToken, type VerifierOptions
 } from '@auth-service/verify'
+import { authVerify } from '@auth-service/verify/fastify'
+import Fastify from 'fastify'
 import { build, freshDatabaseUrl, login, registerUser, TEST_SIGNING_KEY, type BuildOptions, sleep } from '../helper.js'
 import { generateSigningKey, type SigningKey } from '../../keys.js'
 
@@ -206,4 +208,45 @@ t.test('the Fastify plugin: header or (opt-in) query token, 401 shapes, 503 with
   const unavailable = await blind.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${user.token}` } })
   t.equal(unavailable.statusCode, 503)
   t.equal(unavailable.json().code, 'JWKS_UNAVAILABLE')
+})
+
+t.test('service clients\' tokens: refused unless the consumer accepts them; then typed as a client\'s, with their scopes', async (t) => {
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
+  const admin = await registerUser(app, { email: 'ops@example.com' })
+  await app.usersRepository.markEmailVerified(admin.id, 'ops@example.com')
+  const adminToken = (await login(app, admin)).token
+  const client = (await app.inject({ method: 'POST', url: '/admin/clients', headers: { authorization: `Bearer ${adminToken}` }, payload: { name: 'job', scopes: ['a:read', 'b:write'] } })).json()
+  const { token: clientToken } = await createClientCredentials({ tokenUrl: `${url}/oauth/token`, clientId: client.clientId, clientSecret: client.clientSecret, scope: 'a:read' }).token().then((token) => ({ token }))
+
+  await t.rejects(verifierFor(t, url).verify(clientToken), InvalidClaimsError, 'a users-only consumer refuses it')
+  const claims = await verifierFor(t, url, { acceptClientTokens: true }).verify(clientToken)
+  t.ok(isClientToken(claims))
+  t.match(claims, { sub: client.clientId, client_id: client.clientId, scope: 'a:read', aud: AUDIENCE })
+  const user = await registerUser(app)
+  t.notOk(isClientToken(await verifierFor(t, url, { acceptClientTokens: true }).verify(user.token)), 'a user\'s token is still a user\'s')
+})
+
+t.test('the Fastify plugin\'s guards: requireRoles for users\' roles, requireScopes for clients\' scopes', async (t) => {
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
+  const consumer = Fastify()
+  t.teardown(() => consumer.close())
+  await consumer.register(authVerify, { issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${url}/.well-known/jwks.json`, acceptClientTokens: true })
+  consumer.get('/admins', { preHandler: [consumer.authenticate, consumer.requireRoles('admin')] }, async () => ({ ok: true }))
+  consumer.get('/jobs', { preHandler: [consumer.authenticate, consumer.requireScopes('a:read')] }, async () => ({ ok: true }))
+  consumer.get('/unguarded-scopes', { preHandler: [consumer.requireScopes('a:read')] }, async () => ({ ok: true }))
+
+  const admin = await registerUser(app, { email: 'ops@example.com' })
+  await app.usersRepository.markEmailVerified(admin.id, 'ops@example.com')
+  const adminToken = (await login(app, admin)).token
+  const user = await registerUser(app)
+  const client = (await app.inject({ method: 'POST', url: '/admin/clients', headers: { authorization: `Bearer ${adminToken}` }, payload: { name: 'job', scopes: ['a:read'] } })).json()
+  const clientToken = await createClientCredentials({ tokenUrl: `${url}/oauth/token`, clientId: client.clientId, clientSecret: client.clientSecret }).token()
+  const status = async (path: string, token: string) => (await consumer.inject({ method: 'GET', url: path, headers: { authorization: `Bearer ${token}` } })).statusCode
+
+  t.same([await status('/admins', adminToken), await status('/admins', user.token), await status('/admins', clientToken)], [200, 403, 403])
+  t.same([await status('/jobs', clientToken), await status('/jobs', user.token), await status('/jobs', adminToken)], [200, 403, 403])
+  const refused = await consumer.inject({ method: 'GET', url: '/jobs', headers: { authorization: `Bearer ${user.token}` } })
+  t.same(refused.json(), { statusCode: 403, code: 'INSUFFICIENT_SCOPE', error: 'Forbidden', message: 'This route needs the scopes: a:read' })
+  t.equal(refused.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="a:read"')
+  t.equal((await consumer.inject({ method: 'GET', url: '/unguarded-scopes' })).statusCode, 401, 'a guard without authenticate before it refuses')
 })

@@ -1,15 +1,23 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { createVerifier, VerificationError, type AccessTokenClaims, type Verifier, type VerifierOptions } from './index.js'
+import { createVerifier, isClientToken, VerificationError, type TokenClaims, type Verifier, type VerifierOptions } from './index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The verified claims, set by `authenticate`; null on routes without it. */
-    auth: AccessTokenClaims | null
+    /** The verified claims (a user's, or with `acceptClientTokens` a service client's), set by `authenticate`; null on routes without it. */
+    auth: TokenClaims | null
   }
   interface FastifyInstance {
     /** preHandler: verifies the access token and sets `request.auth`, or answers 401. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /**
+     * preHandler after `authenticate`: a service client's token with every
+     * one of these scopes passes; anything else is 403 INSUFFICIENT_SCOPE
+     * (RFC 6750 3.1).
+     */
+    requireScopes: (...scopes: string[]) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** preHandler after `authenticate`: a user's token with every one of these roles passes; anything else is 403 FORBIDDEN. */
+    requireRoles: (...roles: string[]) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     accessTokenVerifier: Verifier
   }
 }
@@ -66,6 +74,31 @@ async function authVerifyPlugin (fastify: FastifyInstance, options: AuthVerifyPl
       return unauthorized(reply, code, error.message)
     }
   })
+
+  fastify.decorate('requireScopes', function requireScopes (...scopes: string[]) {
+    return async function hasScopes (request: FastifyRequest, reply: FastifyReply) {
+      const auth = request.auth
+      if (auth === null) return unauthorized(reply, 'TOKEN_MISSING', 'An access token is required')
+      const granted = isClientToken(auth) ? auth.scope.split(' ') : []
+      if (!scopes.every((scope) => granted.includes(scope))) {
+        return forbidden(reply, 'INSUFFICIENT_SCOPE', `This route needs the scopes: ${scopes.join(' ')}`, `Bearer error="insufficient_scope", scope="${scopes.join(' ')}"`)
+      }
+    }
+  })
+
+  fastify.decorate('requireRoles', function requireRoles (...roles: string[]) {
+    return async function hasRoles (request: FastifyRequest, reply: FastifyReply) {
+      const auth = request.auth
+      if (auth === null) return unauthorized(reply, 'TOKEN_MISSING', 'An access token is required')
+      const held = isClientToken(auth) ? [] : auth.roles ?? []
+      if (!roles.every((role) => held.includes(role))) return forbidden(reply, 'FORBIDDEN', `This route needs the roles: ${roles.join(', ')}`)
+    }
+  })
+}
+
+function forbidden (reply: FastifyReply, code: string, message: string, challenge?: string) {
+  if (challenge !== undefined) reply.header('www-authenticate', challenge)
+  return reply.code(403).send({ statusCode: 403, code, error: 'Forbidden', message })
 }
 
 export const authVerify = fp(authVerifyPlugin, { name: '@auth-service/verify', fastify: '5.x' })

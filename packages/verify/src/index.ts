@@ -28,11 +28,39 @@ export interface AccessTokenClaims {
   nbf?: number
 }
 
+/**
+ * A service client's token (client credentials, from the auth service's
+ * POST /oauth/token): it names the client, not a user, and carries scopes.
+ */
+export interface ClientTokenClaims {
+  /** The client id (also in `client_id`). */
+  sub: string
+  client_id: string
+  /** Space-separated scopes. */
+  scope: string
+  jti: string
+  iat: number
+  exp: number
+  iss: string
+  aud: string | string[]
+  nbf?: number
+}
+
+/** Either kind of token the auth service signs. */
+export type TokenClaims = AccessTokenClaims | ClientTokenClaims
+
+/** Narrows verified claims to a service client's. */
+export function isClientToken (claims: TokenClaims): claims is ClientTokenClaims {
+  return 'client_id' in claims && typeof claims.client_id === 'string'
+}
+
 export interface VerifierOptions {
   /** The service's JWT_ISSUER. */
   issuer: string
-  /** The service's JWT_AUDIENCE (or the audience this consumer accepts). */
-  audience: string
+  /** The service's JWT_AUDIENCE, or the audiences this consumer accepts (a service client's tokens carry the client's audience). */
+  audience: string | string[]
+  /** Also accept service clients' tokens (client credentials). Default false: users' tokens only. */
+  acceptClientTokens?: boolean
   /** e.g. `http://auth:3000/.well-known/jwks.json` */
   jwksUrl: string | URL
   /** Allowed signature algorithms; never HMAC or `none`. Default: EdDSA, ES256, RS256. */
@@ -55,8 +83,8 @@ export interface VerifierOptions {
 }
 
 export interface Verifier {
-  /** The token's claims, or a `VerificationError` saying why not. */
-  verify: (token: string) => Promise<AccessTokenClaims>
+  /** The token's claims (a user's; a client's too with `acceptClientTokens`), or a `VerificationError` saying why not. */
+  verify: (token: string) => Promise<TokenClaims>
   /** Resolves once the revocation feed has been read once (immediately without one). */
   ready: () => Promise<void>
   /** Stops the background poll. */
@@ -153,7 +181,7 @@ export function createVerifier (options: VerifierOptions): Verifier {
     audience: options.audience,
     algorithms: options.algorithms ?? DEFAULT_ALGORITHMS,
     clockTolerance: options.clockToleranceSeconds ?? 5,
-    requiredClaims: ['sub', 'sid', 'email', 'jti', 'iat', 'exp']
+    requiredClaims: ['sub', 'jti', 'iat', 'exp']
   }
   const onError = options.onError ?? (() => {})
   const revocations = options.revocationsUrl === undefined
@@ -161,13 +189,20 @@ export function createVerifier (options: VerifierOptions): Verifier {
     : createRevocationList(new URL(options.revocationsUrl), options.revocationsPollIntervalMs ?? 5000, onError)
 
   return {
-    async verify (token: string): Promise<AccessTokenClaims> {
-      let claims: AccessTokenClaims
+    async verify (token: string): Promise<TokenClaims> {
+      let claims: TokenClaims
       try {
         const { payload } = await jwtVerify(token, keySet, verifyOptions)
-        claims = payload as unknown as AccessTokenClaims
+        claims = payload as unknown as TokenClaims
       } catch (error) {
         throw toVerificationError(error)
+      }
+      if (isClientToken(claims)) {
+        if (options.acceptClientTokens !== true) throw new InvalidClaimsError('A service client\'s token is not accepted here')
+        if (claims.sub !== claims.client_id || typeof claims.scope !== 'string' || typeof claims.jti !== 'string') {
+          throw new InvalidClaimsError('A client token needs "sub" equal to "client_id", and "scope"')
+        }
+        return claims
       }
       for (const name of ['sub', 'sid', 'email', 'jti'] as const) {
         if (typeof claims[name] !== 'string') throw new InvalidClaimsError(`The "${name}" claim must be a string`)
@@ -177,5 +212,74 @@ export function createVerifier (options: VerifierOptions): Verifier {
     },
     ready: () => revocations?.ready() ?? Promise.resolve(),
     close: () => revocations?.close()
+  }
+}
+
+export interface ClientCredentialsOptions {
+  /** e.g. `http://auth:3000/oauth/token` */
+  tokenUrl: string | URL
+  clientId: string
+  clientSecret: string
+  /** Space-separated scopes to ask for (a subset of the client's); all of them when absent. */
+  scope?: string
+  /** A cached token is replaced this many seconds before it expires. Default 30. */
+  refreshMarginSeconds?: number
+}
+
+export interface ClientCredentials {
+  /** A token for this client: the cached one while it has more than the margin left, else a new one (one request for concurrent callers). */
+  token: () => Promise<string>
+  /** `fetch` with `Authorization: Bearer <token>`: how one service calls another in one line. */
+  fetch: (input: string | URL, init?: RequestInit) => Promise<Response>
+}
+
+/** A token request the auth service refused; `error` is the RFC 6749 5.2 code (e.g. `invalid_client`). */
+export class ClientCredentialsError extends Error {
+  constructor (readonly status: number, readonly error: string, description: string) {
+    super(`token request refused (${status} ${error}): ${description}`)
+    this.name = 'ClientCredentialsError'
+  }
+}
+
+/**
+ * A service client's side of client credentials (RFC 6749 4.4): gets a token
+ * from the auth service with HTTP Basic, caches it until shortly before it
+ * expires, and sends it on the calls this service makes to another.
+ */
+export function createClientCredentials (options: ClientCredentialsOptions): ClientCredentials {
+  const marginMs = (options.refreshMarginSeconds ?? 30) * 1000
+  const authorization = `Basic ${Buffer.from(`${encodeURIComponent(options.clientId)}:${encodeURIComponent(options.clientSecret)}`).toString('base64')}`
+  let cached: { token: string, renewAt: number } | undefined
+  let pending: Promise<string> | undefined
+
+  async function requestToken (): Promise<string> {
+    const body = new URLSearchParams({ grant_type: 'client_credentials', ...(options.scope === undefined ? {} : { scope: options.scope }) })
+    const response = await fetch(options.tokenUrl, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      signal: AbortSignal.timeout(10_000)
+    })
+    const answer = await response.json().catch(() => ({})) as { access_token?: string, expires_in?: number, error?: string, error_description?: string }
+    if (!response.ok || typeof answer.access_token !== 'string' || typeof answer.expires_in !== 'number') {
+      throw new ClientCredentialsError(response.status, answer.error ?? 'invalid_response', answer.error_description ?? 'no token in the answer')
+    }
+    cached = { token: answer.access_token, renewAt: Date.now() + Math.max(0, answer.expires_in * 1000 - marginMs) }
+    return answer.access_token
+  }
+
+  async function token (): Promise<string> {
+    if (cached !== undefined && Date.now() < cached.renewAt) return cached.token
+    pending ??= requestToken().finally(() => { pending = undefined })
+    return pending
+  }
+
+  return {
+    token,
+    async fetch (input, init = {}) {
+      const headers = new Headers(init.headers)
+      headers.set('authorization', `Bearer ${await token()}`)
+      return fetch(input, { ...init, headers })
+    }
   }
 }

@@ -22,6 +22,7 @@ import accountMessages from './plugins/account-messages.js'
 import accountRemoval from './plugins/account-removal.js'
 import roles from './plugins/roles.js'
 import clientsRepository from './plugins/clients-repository.js'
+import revocationState from './plugins/revocation-state.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
@@ -30,6 +31,7 @@ import passwordRoutes from './routes/password.js'
 import emailRoutes from './routes/email.js'
 import adminRoutes from './routes/admin.js'
 import oauthRoutes from './routes/oauth.js'
+import forwardAuthRoutes from './routes/forward-auth.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsRoutes from './routes/metrics.js'
 import revocationsRoutes from './routes/revocations.js'
@@ -96,6 +98,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(accountRemoval)
   app.register(roles, { adminEmails: config.adminEmails })
   app.register(clientsRepository)
+  app.register(revocationState, { syncIntervalMs: config.revocationSyncIntervalMs })
 
   // Route plugins stay encapsulated (their hooks stay inside), and each names
   // the plugins whose decorators it uses: a missing one fails at start-up.
@@ -107,6 +110,7 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(emailRoutes)
   app.register(adminRoutes, { prefix: '/admin', clientSecretOverlapSeconds: config.clients.secretOverlapSeconds })
   app.register(oauthRoutes, { realm: config.jwt.issuer })
+  app.register(forwardAuthRoutes)
   app.register(jwksRoutes)
   app.register(revocationsRoutes)
 

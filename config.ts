@@ -81,6 +81,7 @@ export interface Config {
   clients: {
     secretOverlapSeconds: number
   }
+  revocationSyncIntervalMs: number
   maxEventLoopDelayMs: number
   bcryptCost: number
   bodyLimitBytes: number
@@ -185,6 +186,7 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     clients: {
       secretOverlapSeconds: env.CLIENT_SECRET_OVERLAP_SECONDS
     },
+    revocationSyncIntervalMs: env.REVOCATION_SYNC_INTERVAL_MS,
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,

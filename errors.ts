@@ -49,6 +49,8 @@ export const UserNotFoundError = createError('USER_NOT_FOUND', 'No such user', 4
 
 export const ClientNotFoundError = createError('CLIENT_NOT_FOUND', 'No such client', 404)
 
+export const RevocationStateUnavailableError = createError('REVOCATION_STATE_UNAVAILABLE', 'The revocation state has not been read yet; retry shortly', 503)
+
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'

@@ -2743,6 +2743,193 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/oauth/introspect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Token introspection for services that would rather ask than verify (RFC 7662)
+         * @description A service client (HTTP Basic, or client_id and client_secret in the form) asks about `token`: a user's or a client's access token. `active: false` says nothing more. Answers are never cached.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/x-www-form-urlencoded": {
+                        /** @description The token to look at. */
+                        token?: string;
+                        /** @description Ignored: only access tokens are introspected. */
+                        token_type_hint?: string;
+                        client_id?: string;
+                        client_secret?: string;
+                    };
+                    "application/json": {
+                        /** @description The token to look at. */
+                        token?: string;
+                        /** @description Ignored: only access tokens are introspected. */
+                        token_type_hint?: string;
+                        client_id?: string;
+                        client_secret?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description RFC 7662 2.2. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description false for an expired, forged, revoked (session revoked, user disabled or deleted, client deleted) or unknown token; nothing else is said then. */
+                            active: boolean;
+                            sub?: string;
+                            /** @description A client's token: its scopes. */
+                            scope?: string;
+                            /** @description A client's token: the client. */
+                            client_id?: string;
+                            /** @description A user's token: the roles it carries. */
+                            roles?: string[];
+                            /** @description A user's token. */
+                            email?: string;
+                            /** @description A user's token: its session. */
+                            sid?: string;
+                            exp?: number;
+                            iat?: number;
+                            iss?: string;
+                            aud?: string | string[];
+                            /** @enum {string} */
+                            token_type?: "access_token";
+                        };
+                    };
+                };
+                /** @description invalid_request: no token, or a parameter of the wrong form. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OAuthError"];
+                    };
+                };
+                /** @description invalid_client: the asking client did not authenticate; with WWW-Authenticate: Basic. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OAuthError"];
+                    };
+                };
+                /** @description Too many requests from this address; see Retry-After. Codes: `RATE_LIMITED`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Forward-auth check for gateways: 204 with who the caller is, or 401
+         * @description Takes the access token from the Authorization header only (a user's or a service client's). 204 with X-Auth-Subject, and X-Auth-Email, X-Auth-Roles and X-Auth-Session-Id for a user, X-Auth-Scopes for a client. No database read: the revocation state is this replica's, at most REVOCATION_SYNC_INTERVAL_MS old.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The token is valid and not revoked; the X-Auth-* headers say who the caller is. */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing, invalid or expired token, a revoked session (also: a disabled or deleted user), or a deleted client. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description This replica has not read the revocation state yet (just started, database down): it cannot vouch for a token. Codes: `REVOCATION_STATE_UNAVAILABLE`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/.well-known/jwks.json": {
         parameters: {
             query?: never;

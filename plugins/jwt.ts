@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import type { PublicJwk } from '../keys.js'
-import type { AccessTokenClaims } from '@auth-service/verify'
+import type { AccessTokenClaims, ClientTokenClaims, TokenClaims } from '@auth-service/verify'
 import { OBJECT_ID } from '../schemas/common.js'
 
 /** What the service signs; `iat`, `exp`, `iss` and `aud` are added by the signer. */
@@ -26,7 +26,7 @@ export interface AccessTokenPayload {
  * verification library other services use (a type only: nothing of the
  * library runs here).
  */
-export type { AccessTokenClaims }
+export type { AccessTokenClaims, ClientTokenClaims, TokenClaims }
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
@@ -47,6 +47,12 @@ declare module 'fastify' {
      * audience; no session, no email. Same keys as users' tokens.
      */
     issueClientToken: (client: { clientId: string, scope: string, audience?: string }) => { token: string, expiresIn: number }
+    /**
+     * Verifies a token of either kind, a user's or a service client's (for
+     * introspection and the forward-auth check): its claims, or
+     * TokenExpiredError / TokenInvalidError. Through the same cache.
+     */
+    verifyAnyToken: (token: string) => TokenClaims
     /** The public keys that verify access tokens, as published at /.well-known/jwks.json. */
     jsonWebKeySet: { keys: PublicJwk[] }
   }
@@ -60,7 +66,7 @@ export type JwtPluginOptions = Config['jwt']
  * refuses it like any other malformed token, so no regular expression has to
  * run over the whole header.
  */
-function bearerToken (header: string): string | undefined {
+export function bearerToken (header: string): string | undefined {
   if (!header.startsWith('Bearer ') && (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ')) return undefined
   let start = 7
   while (header.charCodeAt(start) === 32) start++
@@ -105,41 +111,51 @@ function headerOf (token: string): { kid?: unknown, alg?: unknown } {
 /** How far ahead of this clock a token's `iat` may be (another replica's clock); beyond it the token is refused. */
 const IAT_CLOCK_TOLERANCE_MS = 5000
 
+export function isClientToken (claims: TokenClaims): claims is ClientTokenClaims {
+  return 'client_id' in claims
+}
+
+const invalidClaim = (message: string) => new TokenError(TokenError.codes.invalidClaimValue, message)
+
 /**
  * Checks what the signature cannot: a token signed with the service's key
  * but not minted by it (a `sub` or `sid` that is no id would reach the
- * database as one), or one issued in the future (a wrong clock or a forgery
- * made to outlive its key).
+ * database as one), one issued in the future (a wrong clock or a forgery made
+ * to outlive its key), and the audience: a user's token has the service's;
+ * a service client's token has the client's own, whatever it is.
  */
-function checkClaims (claims: AccessTokenClaims): AccessTokenClaims {
+function checkClaims (claims: TokenClaims, audience: string): TokenClaims {
+  if (typeof claims.iat !== 'number' || claims.iat * 1000 > Date.now() + IAT_CLOCK_TOLERANCE_MS) throw invalidClaim('The token was issued in the future')
+  if (isClientToken(claims)) {
+    if (typeof claims.client_id !== 'string' || claims.sub !== claims.client_id || typeof claims.scope !== 'string') throw invalidClaim('Not a client token this service issues')
+    return claims
+  }
   if (!OBJECT_ID.test(claims.sub) || !OBJECT_ID.test(claims.sid) || typeof claims.email !== 'string') {
-    throw new TokenError(TokenError.codes.invalidClaimValue, 'The token\'s subject or session is not an id this service issues')
+    throw invalidClaim('The token\'s subject or session is not an id this service issues')
   }
-  if (typeof claims.iat !== 'number' || claims.iat * 1000 > Date.now() + IAT_CLOCK_TOLERANCE_MS) {
-    throw new TokenError(TokenError.codes.invalidClaimValue, 'The token was issued in the future')
-  }
+  if (claims.aud !== audience) throw new TokenError(TokenError.codes.invalidClaimValue, 'The token has another audience')
   return claims
 }
 
-function createSignatureVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
+function createSignatureVerifier (options: JwtPluginOptions): (token: string) => TokenClaims {
   const common = {
     allowedIss: options.issuer,
-    allowedAud: options.audience,
-    requiredClaims: ['sub', 'email', 'sid', 'jti', 'iat', 'exp', 'iss', 'aud']
+    // The audience is checked by checkClaims: it depends on the kind of token.
+    requiredClaims: ['sub', 'jti', 'iat', 'exp', 'iss', 'aud']
   }
   if (options.algorithm === 'HS256') {
-    const verify = createVerifier({ ...common, key: options.secret!, algorithms: ['HS256'] }) as (token: string) => AccessTokenClaims
-    return (token: string) => checkClaims(verify(token))
+    const verify = createVerifier({ ...common, key: options.secret!, algorithms: ['HS256'] }) as (token: string) => TokenClaims
+    return (token: string) => checkClaims(verify(token), options.audience)
   }
   const byKid = new Map(options.verificationKeys.map((key) => [
     key.kid,
-    createVerifier({ ...common, key: key.publicKeyPem, algorithms: [key.algorithm] }) as (token: string) => AccessTokenClaims
+    createVerifier({ ...common, key: key.publicKeyPem, algorithms: [key.algorithm] }) as (token: string) => TokenClaims
   ]))
   return function verifyWithKeyOfKid (token: string) {
     const { kid } = headerOf(token)
     const verify = typeof kid === 'string' ? byKid.get(kid) : undefined
     if (verify === undefined) throw new TokenError(TokenError.codes.invalidKey, 'No verification key for this kid')
-    return checkClaims(verify(token))
+    return checkClaims(verify(token), options.audience)
   }
 }
 
@@ -153,10 +169,10 @@ function createSignatureVerifier (options: JwtPluginOptions): (token: string) =>
  * own cache keys by a SHA-256 of the token, which costs more than the lookup
  * it saves.)
  */
-function createTokenVerifier (options: JwtPluginOptions): (token: string) => AccessTokenClaims {
+function createTokenVerifier (options: JwtPluginOptions): (token: string) => TokenClaims {
   const verifySignature = createSignatureVerifier(options)
   if (options.verifyCacheSize === 0) return verifySignature
-  const verified = new LRUMap<string, AccessTokenClaims>(options.verifyCacheSize)
+  const verified = new LRUMap<string, TokenClaims>(options.verifyCacheSize)
   return function verifyCached (token: string) {
     const cached = verified.get(token)
     if (cached !== undefined && cached.exp * 1000 > Date.now()) return cached
@@ -200,21 +216,30 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    const token = extractAccessToken(request)
+  /** The claims, or the service's 401 errors (the reason goes to the debug log). */
+  function verifyPresented (token: string, request?: FastifyRequest): TokenClaims {
     try {
-      if (token === undefined) throw new TokenMissingError()
-      request.user = verifyToken(token)
+      return verifyToken(token)
     } catch (error) {
-      if (error instanceof TokenMissingError) {
-        // A malformed Authorization header is refused, never skipped for the query.
-        throw request.headers.authorization === undefined ? error : new TokenInvalidError()
-      }
       const code = (error as { code?: string }).code
-      request.log.debug({ reason: code }, 'access token refused')
+      request?.log.debug({ reason: code }, 'access token refused')
       if (code === TokenError.codes.expired) throw new TokenExpiredError()
       throw new TokenInvalidError()
     }
+  }
+
+  fastify.decorate('verifyAnyToken', (token: string) => verifyPresented(token))
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    const token = extractAccessToken(request)
+    if (token === undefined) {
+      // A malformed Authorization header is refused, never skipped for the query.
+      throw request.headers.authorization === undefined ? new TokenMissingError() : new TokenInvalidError()
+    }
+    const claims = verifyPresented(token, request)
+    // A service client is no user: the user routes are not for its tokens.
+    if (isClientToken(claims)) throw new TokenInvalidError()
+    request.user = claims
   })
 }
 

@@ -27,11 +27,18 @@ export function isDuplicateKey (error: unknown): boolean {
 }
 
 /**
+ * Socket errors the driver lets through unwrapped: writing to a connection
+ * the server has just closed (it died) fails with Node's own EPIPE.
+ */
+const SOCKET_ERROR_CODES = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT'])
+
+/**
  * Maps the driver's "cannot reach the server" errors to our 503; anything else
  * is a bug or a server-side refusal and is rethrown unchanged (a 500).
  */
 export function toDatabaseError (error: unknown): unknown {
-  if (error instanceof MongoServerSelectionError || error instanceof MongoNetworkError || error instanceof MongoTopologyClosedError) {
+  if (error instanceof MongoServerSelectionError || error instanceof MongoNetworkError || error instanceof MongoTopologyClosedError ||
+    SOCKET_ERROR_CODES.has((error as { code?: unknown } | null)?.code as string)) {
     return new DatabaseUnavailableError()
   }
   return error

@@ -3,7 +3,10 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ClientRecord } from '../plugins/clients-repository.js'
 import { InternalErrorResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
-import { OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema, type TokenRequest } from '../schemas/oauth.js'
+import {
+  IntrospectionRequestSchema, IntrospectionResponseSchema, OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema, type IntrospectionRequest, type TokenRequest
+} from '../schemas/oauth.js'
+import { isClientToken } from '../plugins/jwt.js'
 
 type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'unsupported_grant_type' | 'invalid_scope'
 
@@ -17,7 +20,7 @@ function oauthError (reply: FastifyReply, error: OAuthErrorCode, description: st
 type PresentedClient = { id: string, secret: string } | { problem: 'invalid_request' | 'invalid_client', description: string }
 
 /** The client's id and secret from HTTP Basic (RFC 6749 2.3.1: each form-urlencoded) or the body; never both. */
-function presentedClient (request: FastifyRequest, body: TokenRequest): PresentedClient {
+function presentedClient (request: FastifyRequest, body: { client_id?: string, client_secret?: string }): PresentedClient {
   const header = request.headers.authorization
   const inBody = body.client_id !== undefined || body.client_secret !== undefined
   if (header !== undefined) {
@@ -103,6 +106,64 @@ const oauthRoutes: FastifyPluginAsyncTypebox<{ realm: string }> = async function
     fastify.recordAuthEvent(request, { event: 'client_token', outcome: 'issued', clientId: client.id })
     return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send({ access_token: token, token_type: 'Bearer', expires_in: expiresIn, scope })
   })
+
+  /**
+   * What a token is now: its signature and claims, then what may have
+   * happened since it was signed, read from the database (the session, the
+   * user, the client), so a revocation shows at once.
+   */
+  async function introspect (token: string) {
+    let claims
+    try {
+      claims = fastify.verifyAnyToken(token)
+    } catch {
+      return { active: false }
+    }
+    const common = { sub: claims.sub, exp: claims.exp, iat: claims.iat, iss: claims.iss, aud: claims.aud, token_type: 'access_token' as const }
+    if (isClientToken(claims)) {
+      if (await fastify.clientsRepository.findById(claims.client_id) === null) return { active: false }
+      return { active: true, ...common, client_id: claims.client_id, scope: claims.scope }
+    }
+    const [session, user] = await Promise.all([
+      fastify.sessionsRepository.findLive(claims.sub, claims.sid),
+      fastify.usersRepository.findById(claims.sub)
+    ])
+    if (session === null || user === null || user.disabled) return { active: false }
+    return { active: true, ...common, email: claims.email, roles: claims.roles ?? [], sid: claims.sid }
+  }
+
+  fastify.post('/oauth/introspect', {
+    config: { rateLimit: {} },
+    attachValidation: true,
+    schema: {
+      tags: ['oauth'],
+      summary: 'Token introspection for services that would rather ask than verify (RFC 7662)',
+      description: 'A service client (HTTP Basic, or client_id and client_secret in the form) asks about `token`: a user\'s or a client\'s access token. `active: false` says nothing more. Answers are never cached.',
+      security: [{ clientBasic: [] }, {}],
+      consumes: ['application/x-www-form-urlencoded', 'application/json'],
+      body: IntrospectionRequestSchema,
+      response: {
+        200: IntrospectionResponseSchema,
+        400: OAuthErrorResponse('invalid_request: no token, or a parameter of the wrong form.'),
+        401: OAuthErrorResponse('invalid_client: the asking client did not authenticate; with WWW-Authenticate: Basic.'),
+        429: errorResponse('Too many requests from this address; see Retry-After.', ['RATE_LIMITED']),
+        500: InternalErrorResponse,
+        503: ServiceUnavailableResponse
+      }
+    }
+  }, async function introspection (request, reply) {
+    const body = (request.body ?? {}) as IntrospectionRequest
+    if (request.validationError !== undefined || typeof body !== 'object') {
+      return oauthError(reply, 'invalid_request', 'The request is missing a parameter, repeats one, or has one of the wrong form', realm)
+    }
+    const presented = presentedClient(request, body)
+    if ('problem' in presented) return oauthError(reply, presented.problem, presented.description, realm)
+    if (await fastify.clientsRepository.authenticate(presented.id, presented.secret) === null) {
+      return oauthError(reply, 'invalid_client', 'Unknown client or wrong secret', realm)
+    }
+    if (body.token === undefined || body.token === '') return oauthError(reply, 'invalid_request', 'token is required', realm)
+    return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send(await introspect(body.token))
+  })
 }
 
-export default fp(oauthRoutes, { name: 'oauth-routes', encapsulate: true, dependencies: ['jwt', 'clients-repository', 'rate-limit', 'metrics'] })
+export default fp(oauthRoutes, { name: 'oauth-routes', encapsulate: true, dependencies: ['jwt', 'clients-repository', 'users-repository', 'sessions-repository', 'rate-limit', 'metrics'] })

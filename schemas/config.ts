@@ -90,6 +90,7 @@ export const EnvSchema = Type.Object({
   ADMIN_EMAILS: Type.String({ default: '', description: 'Comma-separated addresses whose accounts hold the role `admin` once the address is verified (the first admins; others get roles through PATCH /admin/users/:id).' }),
   CLIENT_SECRET_OVERLAP_SECONDS: Type.Integer({ minimum: 0, maximum: 2592000, default: 3600, description: 'After a service client\'s secret is rotated, how long the previous secret keeps working.' }),
   CLIENT_TOKEN_RATE_MAX: Type.Integer({ minimum: 1, maximum: 1000000, default: 60, description: 'Tokens a service client may get from POST /oauth/token per RATE_LIMIT_WINDOW_SECONDS; more get 429.' }),
+  REVOCATION_SYNC_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 500, description: 'How often each replica reads the revocation feed (and the list of service clients) into memory, for GET /auth/verify: a revocation on any replica reaches that check on every one within this time.' }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'Above this event-loop delay, requests get 503 (load shedding by @fastify/under-pressure); 0 disables.' }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 16, default: 12, description: 'bcrypt cost factor for new hashes; hashes of a lower cost are upgraded at the next login.' }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request body accepted; larger ones get 413.' }),

@@ -25,3 +25,27 @@ export const OAuthErrorSchema = Type.Object({
   error: Type.String({ description: 'RFC 6749 5.2: invalid_request, invalid_client, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope.' }),
   error_description: Type.String()
 }, { $id: 'OAuthError', title: 'OAuthError' })
+
+/** RFC 7662 2.1. */
+export const IntrospectionRequestSchema = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 8192, description: 'The token to look at.' })),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 64, description: 'Ignored: only access tokens are introspected.' })),
+  client_id: Type.Optional(Type.String({ maxLength: 64 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 256 }))
+}, { title: 'IntrospectionRequest' })
+export type IntrospectionRequest = Static<typeof IntrospectionRequestSchema>
+
+export const IntrospectionResponseSchema = Type.Object({
+  active: Type.Boolean({ description: 'false for an expired, forged, revoked (session revoked, user disabled or deleted, client deleted) or unknown token; nothing else is said then.' }),
+  sub: Type.Optional(Type.String()),
+  scope: Type.Optional(Type.String({ description: 'A client\'s token: its scopes.' })),
+  client_id: Type.Optional(Type.String({ description: 'A client\'s token: the client.' })),
+  roles: Type.Optional(Type.Array(Type.String(), { description: 'A user\'s token: the roles it carries.' })),
+  email: Type.Optional(Type.String({ description: 'A user\'s token.' })),
+  sid: Type.Optional(Type.String({ description: 'A user\'s token: its session.' })),
+  exp: Type.Optional(Type.Integer()),
+  iat: Type.Optional(Type.Integer()),
+  iss: Type.Optional(Type.String()),
+  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  token_type: Type.Optional(Type.Literal('access_token'))
+}, { title: 'Introspection', description: 'RFC 7662 2.2.' })

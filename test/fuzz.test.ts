@@ -99,7 +99,7 @@ async function stillHealthy (t: Test, app: FastifyInstance, user: RegisteredUser
 
 t.test('write endpoints: random bodies and content types', async (t) => {
   const { app, user } = await fuzzApp(t)
-  const endpoints: Array<{ method: 'POST' | 'PUT', url: string, headers?: Record<string, string> }> = [
+  const endpoints: Array<{ method: 'POST' | 'PUT' | 'DELETE', url: string, headers?: Record<string, string> }> = [
     { method: 'POST', url: '/signup' },
     { method: 'POST', url: '/login' },
     { method: 'POST', url: '/token/refresh' },
@@ -109,7 +109,8 @@ t.test('write endpoints: random bodies and content types', async (t) => {
     { method: 'POST', url: '/password/forgot' },
     { method: 'POST', url: '/password/reset' },
     { method: 'POST', url: '/email/verification' },
-    { method: 'POST', url: '/email/verify' }
+    { method: 'POST', url: '/email/verify' },
+    { method: 'DELETE', url: '/user', headers: { authorization: `Bearer ${user.token}` } }
   ]
   for (const endpoint of endpoints) {
     await fc.assert(fc.asyncProperty(rawBody, contentType, async (payload, type) => {

@@ -135,3 +135,40 @@ t.test('a deleted client gets no token; only admins manage clients; tokens per c
     t.equal((await asAdmin({ method: 'POST', url: '/admin/clients', payload })).statusCode, 400, JSON.stringify(payload))
   }
 })
+
+t.test('introspection (RFC 7662): what a token is now, to an authenticated client', async (t) => {
+  const { app, asAdmin } = await withAdmin(t)
+  const asker = await createClient(asAdmin, { name: 'resource-server', scopes: [] })
+  const caller = await createClient(asAdmin, { name: 'caller', scopes: ['x:read'], audience: 'resource-server' })
+  const auth = basic(asker.clientId, asker.clientSecret)
+  const introspect = (token: string, authorization: string | null = auth) =>
+    app.inject({ method: 'POST', url: '/oauth/introspect', headers: { ...form, ...(authorization === null ? {} : { authorization }) }, payload: `token=${encodeURIComponent(token)}` })
+
+  const user = await registerUser(app)
+  const active = await introspect(user.token)
+  t.equal(active.statusCode, 200)
+  t.equal(active.headers['cache-control'], 'no-store')
+  t.match(active.json(), { active: true, sub: user.id, email: user.email, roles: [], sid: user.sessionId, iss: 'auth-service', aud: 'auth-service-clients', token_type: 'access_token' })
+  t.ok(active.json().exp > active.json().iat)
+
+  const callerToken = (await tokenRequest(app, 'grant_type=client_credentials', basic(caller.clientId, caller.clientSecret))).json().access_token
+  t.match((await introspect(callerToken)).json(), { active: true, sub: caller.clientId, client_id: caller.clientId, scope: 'x:read', aud: 'resource-server' })
+
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  t.same((await introspect(user.token)).json(), { active: false }, 'a logged-out session\'s token, at once')
+  const disabled = await registerUser(app)
+  await asAdmin({ method: 'PATCH', url: `/admin/users/${disabled.id}`, payload: { disabled: true } })
+  t.same((await introspect(disabled.token)).json(), { active: false }, 'a disabled user\'s')
+  await asAdmin({ method: 'DELETE', url: `/admin/clients/${caller.clientId}` })
+  t.same((await introspect(callerToken)).json(), { active: false }, 'a deleted client\'s')
+  for (const junk of ['garbage', user.token.slice(0, -4) + 'AAAA', 'a.b.c']) t.same((await introspect(junk)).json(), { active: false }, junk.slice(0, 10))
+
+  const unauthenticated = await introspect(user.token, null)
+  t.equal(unauthenticated.statusCode, 401, 'only a client may ask')
+  t.equal(unauthenticated.json().error, 'invalid_client')
+  t.equal((await introspect(user.token, basic(asker.clientId, 'wrong'))).statusCode, 401)
+  const noToken = await app.inject({ method: 'POST', url: '/oauth/introspect', headers: { ...form, authorization: auth }, payload: '' })
+  t.same([noToken.statusCode, noToken.json().error], [400, 'invalid_request'])
+  const repeated = await app.inject({ method: 'POST', url: '/oauth/introspect', headers: { ...form, authorization: auth }, payload: 'token=a&token=b' })
+  t.same([repeated.statusCode, repeated.json().error], [400, 'invalid_request'])
+})

@@ -4,7 +4,7 @@ import { SignJWT, importPKCS8 } from 'jose'
 import type { FastifyInstance } from 'fastify'
 import {
   AlgorithmNotAllowedError, BadSignatureError, InvalidClaimsError, JwksUnavailableError, MalformedTokenError,
-  TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError, WrongAudienceError,
+  RevocationStateStaleError, TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError, WrongAudienceError,
   WrongIssuerError, createClientCredentials, createVerifier, isClientToken, type VerifierOptions
 } from '@auth-service/verify'
 import { authVerify } from '@auth-service/verify/fastify'
@@ -249,4 +249,62 @@ t.test('the Fastify plugin\'s guards: requireRoles for users\' roles, requireSco
   t.same(refused.json(), { statusCode: 403, code: 'INSUFFICIENT_SCOPE', error: 'Forbidden', message: 'This route needs the scopes: a:read' })
   t.equal(refused.headers['www-authenticate'], 'Bearer error="insufficient_scope", scope="a:read"')
   t.equal((await consumer.inject({ method: 'GET', url: '/unguarded-scopes' })).statusCode, 401, 'a guard without authenticate before it refuses')
+})
+
+t.test('fail closed: ready() rejects when the feed cannot be read, and no token passes until it is', async (t) => {
+  const { app, url } = await startService(t)
+  const user = await registerUser(app)
+  const errors: unknown[] = []
+  const unreachable = verifierFor(t, url, { revocationsUrl: 'http://127.0.0.1:9/revocations', revocationsPollIntervalMs: 100, onError: (error) => errors.push(error) })
+  await t.rejects(unreachable.ready(), 'the first read failed, and ready() says so')
+  t.ok(errors.length >= 1, 'onError heard of it too')
+  const refused = await unreachable.verify(user.token).catch((error: unknown) => error)
+  t.ok(refused instanceof RevocationStateStaleError, 'a valid token is refused: nothing is known of revocations')
+  t.equal((refused as VerificationError).code, 'REVOCATION_STATE_STALE')
+  t.match(unreachable.revocationStatus(), { lastReadAt: null, stale: true })
+})
+
+t.test('a verifier that stops hearing from the feed refuses every token after the staleness bound, and recovers by itself', async (t) => {
+  const databaseUrl = await freshDatabaseUrl()
+  const service = await startService(t, { env: { MONGODB_URL: databaseUrl } })
+  const port = (service.app.server.address() as AddressInfo).port
+  const user = await registerUser(service.app)
+  const verifier = verifierFor(t, service.url, { revocationsUrl: `${service.url}/revocations`, revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 400 })
+  await verifier.ready()
+  t.match(await verifier.verify(user.token), { sub: user.id })
+  t.ok(verifier.revocationStatus().lagMs < 400)
+  await service.app.close()
+  await sleep(700)
+  await t.rejects(verifier.verify(user.token), RevocationStateStaleError, 'past the bound: refused')
+  t.ok(verifier.revocationStatus().stale)
+  await startService(t, { env: { MONGODB_URL: databaseUrl } }, port)
+  await sleep(400)
+  t.match(await verifier.verify(user.token), { sub: user.id }, 'the feed answers again: tokens pass again')
+  t.notOk(verifier.revocationStatus().stale)
+})
+
+t.test('the Fastify plugin: registration fails without the feed; a stale state answers 503 REVOCATION_STATE_STALE', async (t) => {
+  const { url } = await startService(t)
+  const failing = Fastify()
+  t.teardown(() => failing.close())
+  await t.rejects(
+    (async () => { await failing.register(authVerify, { issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${url}/.well-known/jwks.json`, revocationsUrl: 'http://127.0.0.1:9/revocations' }); await failing.ready() })(),
+    /revocation feed could not be read/
+  )
+
+  const service = await startService(t)
+  const user = await registerUser(service.app)
+  const consumer = Fastify()
+  t.teardown(() => consumer.close())
+  await consumer.register(authVerify, {
+    issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${service.url}/.well-known/jwks.json`, revocationsUrl: `${service.url}/revocations`, revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 300
+  })
+  consumer.get('/me', { preHandler: consumer.authenticate }, async (request) => ({ sub: request.auth?.sub }))
+  const headers = { authorization: `Bearer ${user.token}` }
+  t.equal((await consumer.inject({ method: 'GET', url: '/me', headers })).statusCode, 200)
+  await service.app.close()
+  await sleep(600)
+  const stale = await consumer.inject({ method: 'GET', url: '/me', headers })
+  t.equal(stale.statusCode, 503)
+  t.equal(stale.json().code, 'REVOCATION_STATE_STALE')
 })

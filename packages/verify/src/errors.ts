@@ -10,6 +10,7 @@ export type VerificationErrorCode =
   | 'TOKEN_ALGORITHM_NOT_ALLOWED'
   | 'TOKEN_INVALID_CLAIMS'
   | 'TOKEN_REVOKED'
+  | 'REVOCATION_STATE_STALE'
   | 'JWKS_UNAVAILABLE'
 
 /** Base class of every refusal: `instanceof VerificationError` catches them all. */
@@ -64,4 +65,9 @@ export class TokenRevokedError extends VerificationError {
 
 export class JwksUnavailableError extends VerificationError {
   constructor (options?: { cause?: unknown }) { super('JWKS_UNAVAILABLE', 'The key set could not be fetched', options) }
+}
+
+/** The revocation feed has not been read for longer than the staleness bound: no token is accepted until it is (fail closed). */
+export class RevocationStateStaleError extends VerificationError {
+  constructor () { super('REVOCATION_STATE_STALE', 'The revocation state is too old to vouch for any token; retry shortly') }
 }

@@ -48,8 +48,14 @@ async function authVerifyPlugin (fastify: FastifyInstance, options: AuthVerifyPl
   fastify.decorate('accessTokenVerifier', verifier)
   fastify.decorateRequest('auth', null)
   fastify.addHook('onClose', async () => { verifier.close() })
-  // Start with the feed read once, so no revoked session slips through at start-up.
-  await verifier.ready()
+  // Start with the feed read once, so no revoked session slips through at
+  // start-up: when that read fails, so does the registration (and the start).
+  try {
+    await verifier.ready()
+  } catch (error) {
+    verifier.close()
+    throw new Error('the auth service\'s revocation feed could not be read; refusing to start without it', { cause: error })
+  }
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
     const header = request.headers.authorization
@@ -69,6 +75,10 @@ async function authVerifyPlugin (fastify: FastifyInstance, options: AuthVerifyPl
       if (error.code === 'JWKS_UNAVAILABLE') {
         request.log.warn({ err: error }, 'cannot verify tokens: the key set is unavailable')
         return reply.code(503).send({ statusCode: 503, code: 'JWKS_UNAVAILABLE', error: 'Service Unavailable', message: 'Tokens cannot be verified right now' })
+      }
+      if (error.code === 'REVOCATION_STATE_STALE') {
+        request.log.warn({ lagMs: verifier.revocationStatus().lagMs }, 'refusing tokens: the revocation feed has not been read for too long')
+        return reply.code(503).send({ statusCode: 503, code: 'REVOCATION_STATE_STALE', error: 'Service Unavailable', message: error.message })
       }
       const code = error.code === 'TOKEN_EXPIRED' || error.code === 'TOKEN_REVOKED' ? error.code : 'TOKEN_INVALID'
       return unauthorized(reply, code, error.message)

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import {
   AlgorithmNotAllowedError, BadSignatureError, InvalidClaimsError, JwksUnavailableError, MalformedTokenError,
-  TokenExpiredError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError,
+  TokenExpiredError, RevocationStateStaleError, TokenNotYetValidError, TokenRevokedError, UnknownKeyError, VerificationError,
   WrongAudienceError, WrongIssuerError
 } from './errors.js'
 
@@ -78,6 +78,13 @@ export interface VerifierOptions {
   revocationsUrl?: string | URL
   /** How often the revocation feed is polled, in ms. Default 5000. */
   revocationsPollIntervalMs?: number
+  /**
+   * With a revocation feed: how long the verifier may go without a successful
+   * read of it before it refuses every token (`REVOCATION_STATE_STALE`)
+   * rather than accept one that may have been revoked meanwhile. It accepts
+   * tokens again, by itself, after the next successful read. Default 30 000.
+   */
+  revocationsStalenessBoundMs?: number
   /** Called with background errors (a failed poll); the poll goes on. Default: ignore. */
   onError?: (error: unknown) => void
 }
@@ -85,8 +92,14 @@ export interface VerifierOptions {
 export interface Verifier {
   /** The token's claims (a user's; a client's too with `acceptClientTokens`), or a `VerificationError` saying why not. */
   verify: (token: string) => Promise<TokenClaims>
-  /** Resolves once the revocation feed has been read once (immediately without one). */
+  /**
+   * Resolves once the revocation feed has been read once (immediately without
+   * one); rejects when that first read fails, so a consumer does not start
+   * accepting tokens it cannot check. Polling goes on either way.
+   */
   ready: () => Promise<void>
+  /** How current the revocation state is: the last successful read of the feed, and whether it is older than the staleness bound. */
+  revocationStatus: () => { lastReadAt: number | null, lagMs: number, stale: boolean }
   /** Stops the background poll. */
   close: () => void
 }
@@ -119,11 +132,12 @@ interface RevocationsPage {
 }
 
 /** Polls the revocation feed and remembers revoked sessions until their last access token has expired. */
-function createRevocationList (url: URL, intervalMs: number, onError: (error: unknown) => void) {
+function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: number, onError: (error: unknown) => void) {
   const revoked = new Map<string, number>()
   let cursor: string | undefined
   let timer: NodeJS.Timeout | undefined
   let closed = false
+  let lastReadAt: number | null = null
 
   async function poll () {
     // Read on while the feed says more is waiting.
@@ -144,6 +158,7 @@ function createRevocationList (url: URL, intervalMs: number, onError: (error: un
     }
     const now = Date.now()
     for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)
+    lastReadAt = now
   }
 
   function schedule () {
@@ -152,10 +167,18 @@ function createRevocationList (url: URL, intervalMs: number, onError: (error: un
     timer.unref()
   }
 
-  const first = poll().catch(onError).finally(schedule)
+  const first = poll().finally(schedule)
+  // Reported to onError here; ready() hands the same failure to whoever waits on it.
+  first.catch(onError)
+
+  function status () {
+    const lagMs = lastReadAt === null ? Number.POSITIVE_INFINITY : Date.now() - lastReadAt
+    return { lastReadAt, lagMs, stale: lagMs > stalenessBoundMs }
+  }
 
   return {
     ready: () => first,
+    status,
     isRevoked: (sid: string) => revoked.has(sid),
     close () {
       closed = true
@@ -186,7 +209,7 @@ export function createVerifier (options: VerifierOptions): Verifier {
   const onError = options.onError ?? (() => {})
   const revocations = options.revocationsUrl === undefined
     ? undefined
-    : createRevocationList(new URL(options.revocationsUrl), options.revocationsPollIntervalMs ?? 5000, onError)
+    : createRevocationList(new URL(options.revocationsUrl), options.revocationsPollIntervalMs ?? 5000, options.revocationsStalenessBoundMs ?? 30_000, onError)
 
   return {
     async verify (token: string): Promise<TokenClaims> {
@@ -197,6 +220,8 @@ export function createVerifier (options: VerifierOptions): Verifier {
       } catch (error) {
         throw toVerificationError(error)
       }
+      // Fail closed: a state too old to know of recent revocations vouches for nothing.
+      if (revocations?.status().stale === true) throw new RevocationStateStaleError()
       if (isClientToken(claims)) {
         if (options.acceptClientTokens !== true) throw new InvalidClaimsError('A service client\'s token is not accepted here')
         if (claims.sub !== claims.client_id || typeof claims.scope !== 'string' || typeof claims.jti !== 'string') {
@@ -211,6 +236,7 @@ export function createVerifier (options: VerifierOptions): Verifier {
       return claims
     },
     ready: () => revocations?.ready() ?? Promise.resolve(),
+    revocationStatus: () => revocations?.status() ?? { lastReadAt: null, lagMs: 0, stale: false },
     close: () => revocations?.close()
   }
 }

@@ -648,7 +648,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The signed-in user, read from the access token (no database call) */
+        /**
+         * The signed-in user, read from the access token (no database call)
+         * @description A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica's in-memory revocation state).
+         */
         get: {
             parameters: {
                 query?: never;
@@ -689,7 +692,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Missing, malformed, tampered, expired or otherwise invalid access token. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`. */
+                /** @description Missing, malformed, tampered, expired or otherwise invalid access token, or one of a revoked session. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;

@@ -6,7 +6,7 @@ import { EmailTakenError, InvalidCurrentPasswordError, RateLimitedError, Session
 import { createdAtOf } from '../plugins/users-repository.js'
 import {
   BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse,
-  UnauthorizedResponse, errorResponse
+  errorResponse
 } from '../schemas/common.js'
 import {
   AccessTokenQuerySchema, ChangePasswordBodySchema, ProfileResponseSchema, SessionParamsSchema, SessionsResponseSchema,
@@ -50,16 +50,20 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     schema: {
       tags: ['user'],
       summary: 'The signed-in user, read from the access token (no database call)',
+      description: 'A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica\'s in-memory revocation state).',
       security,
       querystring: AccessTokenQuerySchema,
       response: {
         200: ProfileResponseSchema,
         400: BadRequestResponse,
-        401: UnauthorizedResponse,
+        401: errorResponse('Missing, malformed, tampered, expired or otherwise invalid access token, or one of a revoked session.', ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']),
         500: InternalErrorResponse
       }
     }
   }, function profile (request, reply) {
+    // A revoked session's token stops here too, within the revocation state's
+    // sync interval, still without a database read.
+    if (fastify.revocationState.isRevoked(request.user.sid)) throw new SessionRevokedError()
     let json = profileJson.get(request.user)
     if (json === undefined) {
       const { sub, email } = request.user
@@ -280,4 +284,4 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   })
 }
 
-export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'account-messages', 'account-removal', 'rate-limit', 'metrics'] })
+export default fp(userRoutes, { name: 'user-routes', encapsulate: true, dependencies: ['jwt', 'password-hasher', 'users-repository', 'sessions-repository', 'account-messages', 'account-removal', 'revocation-state', 'rate-limit', 'metrics'] })

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import { SignJWT, importPKCS8, type CryptoKey } from 'jose'
 import { ObjectId } from 'mongodb'
-import { build, decodeClaims, registerUser, TEST_SIGNING_KEY } from '../helper.js'
+import { build, decodeClaims, freshDatabaseUrl, registerUser, sleep, TEST_SIGNING_KEY } from '../helper.js'
 import { generateSigningKey } from '../../keys.js'
 import userRoutes from '../../routes/user.js'
 
@@ -255,4 +255,19 @@ t.test('a route plugin registered without the plugins it depends on fails at sta
   const app = Fastify()
   app.register(userRoutes, { prefix: '/user' })
   await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED' })
+})
+
+t.test('a logged-out session\'s token is refused at the profile too, on every replica, without a database read', async (t) => {
+  const env = { MONGODB_URL: await freshDatabaseUrl(), REVOCATION_SYNC_INTERVAL_MS: '100' }
+  const first = await build(t, { env })
+  const second = await build(t, { env })
+  const user = await registerUser(first)
+  const profile = (app: typeof first) => app.inject({ method: 'GET', url: '/user/profile', headers: { authorization: `Bearer ${user.token}` } })
+  t.equal((await profile(second)).statusCode, 200)
+  await first.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(400)
+  const refused = await profile(second)
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().code, 'SESSION_REVOKED')
+  t.equal((await profile(first)).statusCode, 401, 'and on the replica that revoked it')
 })

@@ -3018,8 +3018,15 @@ export interface paths {
                         "application/json": {
                             /** @description In feed order; at most 1000 per response. */
                             revoked: {
-                                /** @description The revoked session: refuse access tokens whose `sid` claim is this. */
-                                sid: string;
+                                /** @description A revoked session: refuse access tokens whose `sid` claim is this. */
+                                sid?: string;
+                                /** @description With `notBefore`, a revoked user (a password reset, a disabled or deleted account): refuse every token of this `sub` issued before `notBefore`. */
+                                sub?: string;
+                                /**
+                                 * Format: date-time
+                                 * @description Refuse the user's tokens whose `iat` is before this.
+                                 */
+                                notBefore?: string;
                                 /** Format: date-time */
                                 revokedAt: string;
                                 /**

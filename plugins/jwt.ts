@@ -19,6 +19,8 @@ export interface AccessTokenPayload {
   /** The session (refresh-token family) the token belongs to. */
   sid: string
   jti: string
+  /** Set only to issue a token no older than a revocation's notBefore; the signer sets it otherwise. */
+  iat?: number
 }
 
 /**
@@ -40,7 +42,7 @@ declare module 'fastify' {
     /** preHandler: verifies the access token and sets `request.user`, or answers 401. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
     /** Signs an access token for a user's session. */
-    issueAccessToken: (subject: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) => { token: string, expiresIn: number }
+    issueAccessToken: (subject: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string, notBefore?: Date | null }) => { token: string, expiresIn: number }
     /**
      * Signs a service client's token (client credentials): `sub` and
      * `client_id` are the client, `scope` its granted scopes, `aud` its
@@ -204,8 +206,12 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
 
   fastify.decorate('jsonWebKeySet', { keys: options.verificationKeys.map((key) => key.jwk) })
 
-  fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, emailVerified, roles, sessionId }: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string }) {
-    const token = fastify.jwt.sign({ sub: userId, email, email_verified: emailVerified, roles, sid: sessionId, jti: randomUUID() })
+  fastify.decorate('issueAccessToken', function issueAccessToken ({ userId, email, emailVerified, roles, sessionId, notBefore }: { userId: string, email: string, emailVerified: boolean, roles: string[], sessionId: string, notBefore?: Date | null }) {
+    const payload: AccessTokenPayload = { sub: userId, email, email_verified: emailVerified, roles, sid: sessionId, jti: randomUUID() }
+    // A user-wide revocation refuses tokens issued before its notBefore (up to
+    // a second ahead): one issued right after it must not look older.
+    if (notBefore != null && notBefore.getTime() > Date.now()) payload.iat = notBefore.getTime() / 1000
+    const token = fastify.jwt.sign(payload)
     return { token, expiresIn: options.accessTokenTtlSeconds }
   })
 

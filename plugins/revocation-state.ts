@@ -11,7 +11,8 @@ declare module 'fastify' {
      * made on any replica reaches every one within that time.
      */
     revocationState: {
-      isRevoked: (sessionId: string) => boolean
+      /** Whether a user's token is revoked: its session, or its user from before the token was issued. */
+      isRevoked: (claims: { sid: string, sub: string, iat: number }) => boolean
       clientExists: (clientId: string) => boolean
       /** False until the first read succeeded: until then nothing can be vouched for. */
       isSynced: () => boolean
@@ -25,6 +26,8 @@ const PAGE_SIZE = 1000
 
 async function revocationStatePlugin (fastify: FastifyInstance, options: { syncIntervalMs: number }) {
   const revoked = new Map<string, number>()
+  /** User-wide entries: the user id → the latest notBefore (ms) and until when it matters. */
+  const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let clients = new Set<string>()
   let afterSeq = 0
   let synced = false
@@ -38,13 +41,23 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
         afterSeq = 0
         continue
       }
-      for (const revocation of revocations) revoked.set(revocation.sessionId, revocation.expiresAt.getTime())
+      for (const revocation of revocations) {
+        if (revocation.sessionId !== undefined) {
+          revoked.set(revocation.sessionId, revocation.expiresAt.getTime())
+        } else {
+          const known = usersNotBefore.get(revocation.userId!)
+          if (known === undefined || known.notBefore < revocation.notBefore!.getTime()) {
+            usersNotBefore.set(revocation.userId!, { notBefore: revocation.notBefore!.getTime(), expiresAt: revocation.expiresAt.getTime() })
+          }
+        }
+      }
       afterSeq = revocations.at(-1)?.seq ?? afterSeq
       if (revocations.length < PAGE_SIZE) break
     }
     clients = new Set((await fastify.clientsRepository.list()).map((client) => client.id))
     const now = Date.now()
     for (const [sessionId, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sessionId)
+    for (const [userId, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(userId)
     synced = true
   }
 
@@ -66,7 +79,11 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   timer.unref()
 
   fastify.decorate('revocationState', {
-    isRevoked: (sessionId: string) => revoked.has(sessionId),
+    isRevoked (claims: { sid: string, sub: string, iat: number }) {
+      if (revoked.has(claims.sid)) return true
+      const user = usersNotBefore.get(claims.sub)
+      return user !== undefined && claims.iat * 1000 < user.notBefore
+    },
     clientExists: (clientId: string) => clients.has(clientId),
     isSynced: () => synced,
     sync

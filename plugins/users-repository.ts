@@ -57,7 +57,7 @@ export interface UsersRepository {
    * credentials version, the address verified, and every earlier session
    * refused from now on. Returns the new credentials version.
    */
-  resetPassword: (id: string, passwordHash: string) => Promise<string>
+  resetPassword: (id: string, passwordHash: string, sessionsNotBefore: Date) => Promise<string>
   /** The same password hashed at a higher cost; only while the stored hash is still `previousHash`, so a concurrent change wins. */
   upgradePasswordHash: (id: string, previousHash: string, passwordHash: string) => Promise<void>
   /** Marks the address verified, only while it is still the account's address; false when it is not. */
@@ -145,10 +145,9 @@ export function createUsersRepository (users: Collection<UserDocument>): UsersRe
       return credentialsVersion
     }),
 
-    resetPassword: mapDatabaseErrors(async (id: string, passwordHash: string) => {
+    resetPassword: mapDatabaseErrors(async (id: string, passwordHash: string, sessionsNotBefore: Date) => {
       const credentialsVersion = randomBytes(12).toString('base64url')
-      const now = new Date()
-      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, credentialsVersion, emailVerified: true, sessionsNotBefore: now, updatedAt: now } })
+      await users.updateOne({ _id: new ObjectId(id) }, { $set: { passwordHash, credentialsVersion, emailVerified: true, sessionsNotBefore, updatedAt: new Date() } })
       return credentialsVersion
     }),
 

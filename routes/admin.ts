@@ -105,7 +105,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ clientSecretOverlapSeconds: numbe
     const actorId = request.user.sub
     if (request.body.roles !== undefined) fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_updated', actorId, userId: target.id, roles: request.body.roles })
     if (request.body.disabled === true) {
-      const revoked = await fastify.sessionsRepository.revokeAllOfUser(target.id, 'account_disabled')
+      const revoked = await fastify.sessionsRepository.revokeUser(target.id, 'account_disabled')
       fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_disabled', actorId, userId: target.id, revokedSessions: revoked })
     } else if (request.body.disabled === false) {
       fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_enabled', actorId, userId: target.id })

@@ -21,7 +21,7 @@ function sessionOf (result: { sessionId?: string }) {
 
 /** The body of /login and /token/refresh: a fresh access token (with the user's current address) and the session's refresh token. */
 function tokensFor (fastify: FastifyInstance, user: UserRecord, session: SessionRecord, refreshToken: string): LoginResponse {
-  const { token, expiresIn } = fastify.issueAccessToken({ userId: user.id, email: user.email, emailVerified: user.emailVerified, roles: fastify.rolesOf(user), sessionId: session.id })
+  const { token, expiresIn } = fastify.issueAccessToken({ userId: user.id, email: user.email, emailVerified: user.emailVerified, roles: fastify.rolesOf(user), sessionId: session.id, notBefore: user.sessionsNotBefore })
   return {
     token,
     tokenType: 'Bearer',

@@ -49,7 +49,7 @@ const forwardAuthRoutes: FastifyPluginAsyncTypebox = async function forwardAuthR
     if (!fastify.revocationState.isSynced()) throw new RevocationStateUnavailableError()
     if (isClientToken(claims)) {
       if (!fastify.revocationState.clientExists(claims.client_id)) throw new TokenInvalidError()
-    } else if (fastify.revocationState.isRevoked(claims.sid)) {
+    } else if (fastify.revocationState.isRevoked(claims)) {
       throw new SessionRevokedError()
     }
     let headers = identityHeaders.get(claims)

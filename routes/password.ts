@@ -5,6 +5,7 @@ import { RateLimitedError, ResetCodeInvalidError, TooManyMessagesError } from '.
 import { BadRequestResponse, BodyRouteResponses, errorResponse } from '../schemas/common.js'
 import { AcceptedResponseSchema, EmailRequestBodySchema, ResetPasswordBodySchema } from '../schemas/email.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
+import { nextWholeSecond } from '../plugins/sessions/revocation-feed.js'
 
 const FORGOT_ANSWER = 'If an account has this address, a message with a reset code is on its way.'
 
@@ -89,8 +90,10 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes 
     // The code came back from the address: it is verified. Sessions begun
     // before are refused at their next refresh even if the sweep below fails
     // half-way; a login racing this one ends itself (it sees the new version).
-    const credentialsVersion = await fastify.usersRepository.resetPassword(user.id, await fastify.passwordHasher.hash(body.newPassword))
-    const revoked = await fastify.sessionsRepository.revokeAllOfUser(user.id, 'password_reset', { keepCredentialsVersion: credentialsVersion })
+    // One instant for the user's record and the feed's entry: tokens issued from now on carry an iat no earlier than it.
+    const notBefore = nextWholeSecond()
+    const credentialsVersion = await fastify.usersRepository.resetPassword(user.id, await fastify.passwordHasher.hash(body.newPassword), notBefore)
+    const revoked = await fastify.sessionsRepository.revokeUser(user.id, 'password_reset', { keepCredentialsVersion: credentialsVersion, notBefore })
     await fastify.emailCodes.revokeOfUser(user.id, ['password_reset'])
     await fastify.accountMessages.notifyPasswordChanged(user.email)
     fastify.recordAuthEvent(request, { event: 'password_reset', outcome: 'success', userId: user.id, revokedSessions: revoked })

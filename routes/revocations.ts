@@ -25,7 +25,7 @@ function decodeCursor (cursor: string): number {
 /** How long one read of the whole feed (no cursor) serves every caller: a flood of such reads costs one read a second. */
 const FULL_READ_TTL_MS = 1000
 
-type FeedPage = { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
+type FeedPage = { revoked: Array<{ sid?: string, sub?: string, notBefore?: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
 
 const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsRoutes (fastify) {
   async function page (since: number, fromStart: boolean): Promise<FeedPage> {
@@ -37,7 +37,9 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
     const last = revocations.at(-1)?.seq ?? (fromStart ? latestSeq : since)
     return {
       revoked: revocations.map((revocation) => ({
-        sid: revocation.sessionId,
+        ...(revocation.sessionId === undefined
+          ? { sub: revocation.userId!, notBefore: revocation.notBefore!.toISOString() }
+          : { sid: revocation.sessionId }),
         revokedAt: revocation.revokedAt.toISOString(),
         expiresAt: revocation.expiresAt.toISOString()
       })),

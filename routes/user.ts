@@ -63,7 +63,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   }, function profile (request, reply) {
     // A revoked session's token stops here too, within the revocation state's
     // sync interval, still without a database read.
-    if (fastify.revocationState.isRevoked(request.user.sid)) throw new SessionRevokedError()
+    if (fastify.revocationState.isRevoked(request.user)) throw new SessionRevokedError()
     let json = profileJson.get(request.user)
     if (json === undefined) {
       const { sub, email } = request.user

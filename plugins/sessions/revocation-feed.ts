@@ -1,12 +1,14 @@
-import type { Collection, ObjectId } from 'mongodb'
+import { ObjectId, type Collection } from 'mongodb'
 import { isDuplicateKey } from '../mongodb.js'
 
 export type RevocationReason = 'logout' | 'session_deleted' | 'all_sessions_deleted' | 'password_changed' | 'password_reset' | 'account_disabled' | 'account_deleted' | 'sessions_revoked_by_admin' | 'refresh_token_reused'
 
 export interface RevocationDocument {
-  /** The session id: unique, so each revoked session is recorded once. */
+  /** The session id (unique, so each revoked session is recorded once); for a user-wide entry, an id of its own. */
   _id: ObjectId
   userId: ObjectId
+  /** A user-wide entry: every token of the user issued before this is revoked (a reset, a disabled or deleted user). */
+  notBefore?: Date
   /** Position in the revocation feed; unique, gapless in commit order. */
   seq: number
   revokedAt: Date
@@ -15,11 +17,24 @@ export interface RevocationDocument {
   expiresAt: Date
 }
 
+/** One revoked session (`sessionId`), or every token of a user issued before `notBefore` (`userId`). */
 export interface RevocationRecord {
-  sessionId: string
+  sessionId?: string
+  userId?: string
+  notBefore?: Date
   seq: number
   revokedAt: Date
   expiresAt: Date
+}
+
+/**
+ * The `notBefore` of a user-wide revocation: the next whole second. Tokens
+ * carry `iat` in whole seconds, so a token issued earlier in this very second
+ * is refused too; the service issues the user's next tokens with an `iat` no
+ * earlier than it (see issueAccessToken), so a login right after a reset works.
+ */
+export function nextWholeSecond (now = Date.now()): Date {
+  return new Date(Math.ceil(now / 1000) * 1000)
 }
 
 const MAX_SEQ_ATTEMPTS = 50
@@ -97,28 +112,33 @@ export function createRevocationFeed (revocations: Collection<RevocationDocument
     return found
   }
 
-  async function record (session: { _id: ObjectId, userId: ObjectId }, reason: RevocationReason) {
-    const revokedAt = new Date()
+  /** Inserts an entry under the next seq; `_id` decides whether it is already recorded. */
+  async function insert (entry: Omit<RevocationDocument, 'seq'>) {
     for (let attempt = 0; attempt < MAX_SEQ_ATTEMPTS; attempt++) {
       try {
         const seq = await latestSeq() + 1
-        await revocations.insertOne({
-          _id: session._id,
-          userId: session.userId,
-          seq,
-          revokedAt,
-          reason,
-          expiresAt: new Date(revokedAt.getTime() + accessTokenTtlSeconds * 1000)
-        })
+        await revocations.insertOne({ ...entry, seq })
         lastSeenSeq = Math.max(lastSeenSeq, seq)
         return
       } catch (error) {
         if (!isDuplicateKey(error)) throw error
-        // Either the session is already recorded (done), or another revocation took this seq (try the next).
-        if (await revocations.countDocuments({ _id: session._id }, { limit: 1 }) === 1) return
+        // Either the entry is already recorded (done), or another revocation took this seq (try the next).
+        if (await revocations.countDocuments({ _id: entry._id }, { limit: 1 }) === 1) return
       }
     }
     throw new Error('could not allocate a revocation sequence number')
+  }
+
+  async function record (session: { _id: ObjectId, userId: ObjectId }, reason: RevocationReason) {
+    const revokedAt = new Date()
+    await insert({ _id: session._id, userId: session.userId, revokedAt, reason, expiresAt: new Date(revokedAt.getTime() + accessTokenTtlSeconds * 1000) })
+  }
+
+  /** One entry for every token of a user issued before `notBefore` (see nextWholeSecond). */
+  async function recordUser (userId: ObjectId, reason: RevocationReason, notBefore = nextWholeSecond()): Promise<Date> {
+    const revokedAt = new Date()
+    await insert({ _id: new ObjectId(), userId, notBefore, revokedAt, reason, expiresAt: new Date(notBefore.getTime() + accessTokenTtlSeconds * 1000) })
+    return notBefore
   }
 
   async function list (afterSeq: number, limit: number): Promise<{ revocations: RevocationRecord[], latestSeq: number }> {
@@ -131,7 +151,9 @@ export function createRevocationFeed (revocations: Collection<RevocationDocument
       : await revocations.find({ seq: { $gt: afterSeq }, expiresAt: { $gt: new Date() } }).sort({ seq: 1 }).limit(limit).toArray()
     return {
       revocations: found.map((revocation) => ({
-        sessionId: revocation._id.toHexString(),
+        ...(revocation.notBefore === undefined
+          ? { sessionId: revocation._id.toHexString() }
+          : { userId: revocation.userId.toHexString(), notBefore: revocation.notBefore }),
         seq: revocation.seq,
         revokedAt: revocation.revokedAt,
         expiresAt: revocation.expiresAt
@@ -152,5 +174,5 @@ export function createRevocationFeed (revocations: Collection<RevocationDocument
     await revocations.deleteMany({ seq: { $lt: keepFrom } })
   }
 
-  return { ensureIndexes, record, list, purge }
+  return { ensureIndexes, record, recordUser, list, purge }
 }

@@ -108,6 +108,13 @@ export interface SessionsRepository {
    * under `keepCredentialsVersion` (logins with the new password); returns how many this call ended.
    */
   revokeAllOfUser: (userId: string, reason: RevocationReason, keep?: { exceptSessionId?: string, keepCredentialsVersion?: string }) => Promise<number>
+  /**
+   * Ends a user's sessions with one feed entry for the user (every token
+   * issued before now) instead of one per session: a reset, a disabled or a
+   * deleted user. Sessions of `keepCredentialsVersion` (begun under a new
+   * password) stay. Returns the number of sessions ended.
+   */
+  revokeUser: (userId: string, reason: RevocationReason, options?: { keepCredentialsVersion?: string, notBefore?: Date }) => Promise<number>
   /** Still-relevant revocations with `seq` above `afterSeq`, in feed order; and the feed's latest seq. */
   listRevocations: (afterSeq: number, limit: number) => Promise<{ revocations: RevocationRecord[], latestSeq: number }>
   purgeExpired: () => Promise<void>
@@ -407,6 +414,21 @@ export function createSessionsRepository (db: Db, options: SessionsRepositoryOpt
         if (sessionId !== keep.exceptSessionId && await revoke(sessionId, reason)) revoked += 1
       }
       return revoked
+    }),
+
+    revokeUser: mapDatabaseErrors(async (userId: string, reason: RevocationReason, keep: { keepCredentialsVersion?: string, notBefore?: Date } = {}) => {
+      const owner = new ObjectId(userId)
+      // The entry first: a failure half-way leaves the sessions for a retry, and their tokens already refused.
+      await feed.recordUser(owner, reason, keep.notBefore)
+      const filter = keep.keepCredentialsVersion === undefined ? { userId: owner } : { userId: owner, credentialsVersion: { $ne: keep.keepCredentialsVersion } }
+      const owned = await sessions.find(filter, { projection: { _id: 1 } }).toArray()
+      let ended = 0
+      for (const { _id } of owned) {
+        if ((await sessions.deleteOne({ _id })).deletedCount === 1) ended += 1
+        await tokens.deleteMany({ sessionId: _id })
+        await undeliveredTokens.deleteMany({ sessionId: _id })
+      }
+      return ended
     }),
 
     listRevocations: mapDatabaseErrors(feed.list),

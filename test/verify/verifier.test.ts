@@ -308,3 +308,22 @@ t.test('the Fastify plugin: registration fails without the feed; a stale state a
   t.equal(stale.statusCode, 503)
   t.equal(stale.json().code, 'REVOCATION_STATE_STALE')
 })
+
+t.test('a user-wide revocation (a disabled user) refuses every token of the user issued before it, and later ones pass', async (t) => {
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsPollIntervalMs: 100 })
+  await verifier.ready()
+  const admin = await registerUser(app, { email: 'ops@example.com' })
+  await app.usersRepository.markEmailVerified(admin.id, 'ops@example.com')
+  const adminToken = (await login(app, admin)).token
+  const user = await registerUser(app)
+  const second = await login(app, user)
+  await app.inject({ method: 'PATCH', url: `/admin/users/${user.id}`, headers: { authorization: `Bearer ${adminToken}` }, payload: { disabled: true } })
+  await sleep(300)
+  await t.rejects(verifier.verify(user.token), TokenRevokedError, 'the first session\'s token')
+  await t.rejects(verifier.verify(second.token), TokenRevokedError, 'and the second\'s, from one entry')
+  await app.inject({ method: 'PATCH', url: `/admin/users/${user.id}`, headers: { authorization: `Bearer ${adminToken}` }, payload: { disabled: false } })
+  await sleep(1100)
+  const fresh = await login(app, user)
+  t.match(await verifier.verify(fresh.token), { sub: user.id }, 'a token issued after the entry passes')
+})

@@ -126,7 +126,8 @@ function toVerificationError (error: unknown): VerificationError {
 }
 
 interface RevocationsPage {
-  revoked: Array<{ sid: string, expiresAt: string }>
+  /** A revoked session (`sid`), or every token of a user issued before `notBefore` (`sub`). */
+  revoked: Array<{ sid?: string, sub?: string, notBefore?: string, expiresAt: string }>
   cursor: string
   hasMore: boolean
 }
@@ -134,6 +135,7 @@ interface RevocationsPage {
 /** Polls the revocation feed and remembers revoked sessions until their last access token has expired. */
 function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: number, onError: (error: unknown) => void) {
   const revoked = new Map<string, number>()
+  const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let cursor: string | undefined
   let timer: NodeJS.Timeout | undefined
   let closed = false
@@ -152,12 +154,21 @@ function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: n
       }
       if (!response.ok) throw new Error(`revocation feed answered ${response.status}`)
       const page = await response.json() as RevocationsPage
-      for (const entry of page.revoked) revoked.set(entry.sid, Date.parse(entry.expiresAt))
+      for (const entry of page.revoked) {
+        if (entry.sid !== undefined) {
+          revoked.set(entry.sid, Date.parse(entry.expiresAt))
+        } else if (entry.sub !== undefined && entry.notBefore !== undefined) {
+          const notBefore = Date.parse(entry.notBefore)
+          const known = usersNotBefore.get(entry.sub)
+          if (known === undefined || known.notBefore < notBefore) usersNotBefore.set(entry.sub, { notBefore, expiresAt: Date.parse(entry.expiresAt) })
+        }
+      }
       cursor = page.cursor
       if (!page.hasMore) break
     }
     const now = Date.now()
     for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)
+    for (const [sub, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(sub)
     lastReadAt = now
   }
 
@@ -179,7 +190,12 @@ function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: n
   return {
     ready: () => first,
     status,
-    isRevoked: (sid: string) => revoked.has(sid),
+    /** The token's session was revoked, or its user was, after the token was issued. */
+    isRevoked (claims: { sid: string, sub: string, iat: number }) {
+      if (revoked.has(claims.sid)) return true
+      const user = usersNotBefore.get(claims.sub)
+      return user !== undefined && claims.iat * 1000 < user.notBefore
+    },
     close () {
       closed = true
       clearTimeout(timer)
@@ -232,7 +248,7 @@ export function createVerifier (options: VerifierOptions): Verifier {
       for (const name of ['sub', 'sid', 'email', 'jti'] as const) {
         if (typeof claims[name] !== 'string') throw new InvalidClaimsError(`The "${name}" claim must be a string`)
       }
-      if (revocations?.isRevoked(claims.sid)) throw new TokenRevokedError()
+      if (revocations?.isRevoked(claims) === true) throw new TokenRevokedError()
       return claims
     },
     ready: () => revocations?.ready() ?? Promise.resolve(),

@@ -11,7 +11,7 @@ import { loadConfig } from '../dist/config.js'
 import { ProfileResponseSchema } from '../dist/schemas/user.js'
 
 const app = buildApp(loadConfig(process.env))
-const user = { id: '6b095332b1d5d3a59475aae8', email: 'ann@example.com', createdAt: '2026-11-27T09:53:54.000Z' }
+const user = { id: '6b095332b1d5d3a59475aae8', email: 'ann@example.com', emailVerified: false, createdAt: '2026-11-27T09:53:54.000Z' }
 
 let json
 app.get('/bench/profile', { schema: { response: { 200: ProfileResponseSchema } } }, function profile (_request, reply) {

@@ -1892,7 +1892,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -1967,7 +1967,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminUser"];
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2036,7 +2036,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2125,7 +2125,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2222,7 +2222,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2311,7 +2311,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2400,7 +2400,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2497,7 +2497,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -2580,7 +2580,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description Missing or invalid access token, or its session has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
+                /** @description Missing or invalid access token, or the session of the token has ended. Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `SESSION_REVOKED`. */
                 401: {
                     headers: {
                         [name: string]: unknown;

@@ -56,6 +56,12 @@ declare module 'fastify' {
        * takes as long as a wrong code.
        */
       redeem: (purposes: CodePurpose[], proof: CodeProof) => Promise<CodeRecord | null>
+      /**
+       * The work of `issue` without a code: an address that gets no message
+       * pays the same hash, so its answer takes about as long (no enumeration
+       * by timing).
+       */
+      imitateIssue: () => Promise<void>
       /** Ends every code of the user (for the purposes given). */
       revokeOfUser: (userId: string, purposes: CodePurpose[]) => Promise<void>
       ensureIndexes: () => Promise<void>
@@ -144,6 +150,10 @@ async function emailCodesPlugin (fastify: FastifyInstance, options: { purgeInter
       const { deletedCount } = await codes.deleteOne({ _id: redeemed._id })
       return deletedCount === 1 ? toRecord(redeemed) : null
     }),
+
+    async imitateIssue () {
+      await fastify.passwordHasher.hash(normaliseCode(newCode()))
+    },
 
     revokeOfUser: mapDatabaseErrors(async (userId: string, purposes: CodePurpose[]) => {
       await codes.deleteMany({ userId: new ObjectId(userId), purpose: { $in: purposes } })

@@ -3,7 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import type { FastifyRequest } from 'fastify'
 import { ClientNotFoundError, ForbiddenError, SessionRevokedError, UserNotFoundError } from '../errors.js'
 import { createdAtOf, type UserRecord } from '../plugins/users-repository.js'
-import { OBJECT_ID, BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
+import { OBJECT_ID, BadRequestResponse, BodyRouteResponses, InternalErrorResponse, LiveSessionUnauthorizedResponse, ServiceUnavailableResponse, errorResponse } from '../schemas/common.js'
 import {
   AdminUserSchema, ClientListSchema, ClientParamsSchema, ClientSecretSchema, CreatedClientSchema, NewClientSchema,
   UserListQuerySchema, UserListResponseSchema, UserParamsSchema, UserPatchSchema, type AdminUser
@@ -12,10 +12,9 @@ import type { ClientRecord } from '../plugins/clients-repository.js'
 
 const security = [{ bearerAuth: [] }]
 
-const AdminUnauthorizedResponse = errorResponse('Missing or invalid access token, or its session has ended.', ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED'])
 const AdminForbiddenResponse = errorResponse('The token\'s user does not hold the role `admin`.', ['FORBIDDEN'])
 const NotFoundResponse = errorResponse('No user with this id.', ['USER_NOT_FOUND'])
-const Errors = { 401: AdminUnauthorizedResponse, 403: AdminForbiddenResponse, 500: InternalErrorResponse, 503: ServiceUnavailableResponse }
+const Errors = { 401: LiveSessionUnauthorizedResponse, 403: AdminForbiddenResponse, 500: InternalErrorResponse, 503: ServiceUnavailableResponse }
 
 /**
  * User administration. Each route: the access token from the header only,

@@ -9,9 +9,6 @@ import { nextWholeSecond } from '../plugins/sessions/revocation-feed.js'
 
 const FORGOT_ANSWER = 'If an account has this address, a message with a reset code is on its way.'
 
-/** What an unknown address pays instead of hashing a code: the same bcrypt cost, so both answer in about the same time. */
-const UNUSED_CODE = 'XXXX-XXXX'
-
 function retryLater (reply: FastifyReply, retryAfterSeconds: number) {
   reply.header('retry-after', String(retryAfterSeconds))
 }
@@ -45,7 +42,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes 
     }
     const user = await fastify.usersRepository.findByEmail(email)
     if (user === null) {
-      await fastify.passwordHasher.hash(UNUSED_CODE)
+      await fastify.emailCodes.imitateIssue()
       fastify.recordAuthEvent(request, { event: 'password_reset_request', outcome: 'unknown_email' })
     } else {
       await fastify.accountMessages.sendPasswordReset(user)

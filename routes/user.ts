@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AccessTokenClaims } from '../plugins/jwt.js'
 import { EmailTakenError, InvalidCurrentPasswordError, RateLimitedError, SessionNotFoundError, SessionRevokedError } from '../errors.js'
-import { createdAtOf } from '../plugins/users-repository.js'
+import { createdAtOf, type UserRecord } from '../plugins/users-repository.js'
 import {
-  BadRequestResponse, BodyRouteResponses, InternalErrorResponse, ServiceUnavailableResponse,
+  BadRequestResponse, BodyRouteResponses, InternalErrorResponse, LiveSessionUnauthorizedResponse, ServiceUnavailableResponse,
   errorResponse
 } from '../schemas/common.js'
 import {
@@ -19,11 +19,6 @@ import { consumes, normaliseEmail } from './normalise-email.js'
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
 // A token in a URL must never authorise a change: writes take the header only.
 const headerOnly: Array<Record<string, string[]>> = [{ bearerAuth: [] }]
-
-const LiveSessionUnauthorizedResponse = errorResponse(
-  'Missing or invalid access token, or the session of the token has ended.',
-  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']
-)
 
 const NoContent = Type.Null({ description: 'Done.' })
 
@@ -39,6 +34,29 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
    */
   async function requireLiveSession (request: FastifyRequest) {
     if (await fastify.sessionsRepository.findLive(request.user.sub, request.user.sid) === null) throw new SessionRevokedError()
+  }
+
+  /**
+   * The signed-in user, once `password` is theirs. Wrong passwords count
+   * against the account like failed logins (a stolen access token must not
+   * give unlimited guesses); each outcome is an auth event of `event`.
+   */
+  async function userWithPassword (request: FastifyRequest, reply: FastifyReply, password: string, event: 'password_change' | 'account_deletion' | 'email_change_request'): Promise<UserRecord> {
+    const userId = request.user.sub
+    const user = await fastify.usersRepository.findById(userId)
+    if (user === null) throw new SessionRevokedError()
+    const attempt = await fastify.failedLogins.start(request, user.email)
+    if (attempt.retryAfterSeconds > 0) {
+      fastify.recordAuthEvent(request, { event, outcome: 'rate_limited', userId })
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
+      throw new RateLimitedError()
+    }
+    if (!(await fastify.passwordHasher.verify(password, user.passwordHash)).matches) {
+      fastify.recordAuthEvent(request, { event, outcome: 'invalid_current_password', userId })
+      throw new InvalidCurrentPasswordError()
+    }
+    await attempt.succeeded()
+    return user
   }
 
   // With the verified-token cache on, every request with a token gets the same
@@ -172,21 +190,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     }
   }, async function changePassword (request, reply) {
     const { sub: userId, sid: sessionId } = request.user
-    const user = await fastify.usersRepository.findById(userId)
-    if (user === null) throw new SessionRevokedError()
-    // Guesses with a stolen access token count against the account like failed logins.
-    const attempt = await fastify.failedLogins.start(request, user.email)
-    if (attempt.retryAfterSeconds > 0) {
-      fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'rate_limited', userId })
-      reply.header('retry-after', String(attempt.retryAfterSeconds))
-      throw new RateLimitedError()
-    }
-    const { matches } = await fastify.passwordHasher.verify(request.body.currentPassword, user.passwordHash)
-    if (!matches) {
-      fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'invalid_current_password', userId })
-      throw new InvalidCurrentPasswordError()
-    }
-    await attempt.succeeded()
+    const user = await userWithPassword(request, reply, request.body.currentPassword, 'password_change')
     const credentialsVersion = await fastify.usersRepository.changePassword(userId, await fastify.passwordHasher.hash(request.body.newPassword))
     // Every session created under an earlier password ends, but this one. A
     // login that checked the old password and creates its session after this
@@ -219,19 +223,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     }
   }, async function deleteAccount (request, reply) {
     const { sub: userId } = request.user
-    const user = await fastify.usersRepository.findById(userId)
-    if (user === null) throw new SessionRevokedError()
-    const attempt = await fastify.failedLogins.start(request, user.email)
-    if (attempt.retryAfterSeconds > 0) {
-      fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'rate_limited', userId })
-      reply.header('retry-after', String(attempt.retryAfterSeconds))
-      throw new RateLimitedError()
-    }
-    if (!(await fastify.passwordHasher.verify(request.body.password, user.passwordHash)).matches) {
-      fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'invalid_current_password', userId })
-      throw new InvalidCurrentPasswordError()
-    }
-    await attempt.succeeded()
+    const user = await userWithPassword(request, reply, request.body.password, 'account_deletion')
     const revoked = await fastify.removeAccount(user)
     fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'success', userId, revokedSessions: revoked })
     return reply.code(204).send(null)
@@ -261,19 +253,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   }, async function changeEmail (request, reply) {
     const { sub: userId } = request.user
     const { newEmail, password } = request.body
-    const user = await fastify.usersRepository.findById(userId)
-    if (user === null) throw new SessionRevokedError()
-    const attempt = await fastify.failedLogins.start(request, user.email)
-    if (attempt.retryAfterSeconds > 0) {
-      fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'rate_limited', userId })
-      reply.header('retry-after', String(attempt.retryAfterSeconds))
-      throw new RateLimitedError()
-    }
-    if (!(await fastify.passwordHasher.verify(password, user.passwordHash)).matches) {
-      fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'invalid_current_password', userId })
-      throw new InvalidCurrentPasswordError()
-    }
-    await attempt.succeeded()
+    const user = await userWithPassword(request, reply, password, 'email_change_request')
     if (newEmail === user.email || await fastify.usersRepository.findByEmail(newEmail) !== null) {
       fastify.recordAuthEvent(request, { event: 'email_change_request', outcome: 'email_taken', userId })
       throw new EmailTakenError()

@@ -68,9 +68,10 @@ export const BadRequestResponse = errorResponse(
   ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']
 )
 
-export const UnauthorizedResponse = errorResponse(
-  'Missing, malformed, tampered, expired or otherwise invalid access token.',
-  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED']
+/** The 401 of the routes that also check, with a read, that the token's session is alive. */
+export const LiveSessionUnauthorizedResponse = errorResponse(
+  'Missing or invalid access token, or the session of the token has ended.',
+  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']
 )
 
 export const ServiceUnavailableResponse = errorResponse(

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsync } from 'fastify'
 import fastifyFormbody from '@fastify/formbody'
+import fastifySseModule, { type SSEPluginOptions } from '@fastify/sse'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { OneLinePerRequest, loggerOptions } from './plugins/logger.js'
@@ -23,6 +25,8 @@ import accountRemoval from './plugins/account-removal.js'
 import roles from './plugins/roles.js'
 import clientsRepository from './plugins/clients-repository.js'
 import revocationState from './plugins/revocation-state.js'
+import clientScopes from './plugins/client-scopes.js'
+import declaredClients from './plugins/declared-clients.js'
 import { ErrorSchema } from './schemas/common.js'
 import healthRoutes from './routes/health.js'
 import authRoutes from './routes/auth.js'
@@ -35,6 +39,11 @@ import forwardAuthRoutes from './routes/forward-auth.js'
 import jwksRoutes from './routes/jwks.js'
 import metricsRoutes from './routes/metrics.js'
 import revocationsRoutes from './routes/revocations.js'
+import revocationsStreamRoutes from './routes/revocations-stream.js'
+
+// The package's module.exports is the plugin (wrapped so its route option
+// applies everywhere); its types describe only the named, unwrapped export.
+const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<SSEPluginOptions>
 
 export interface BuildAppOptions {
   /** Where log lines go (tests capture them); stdout by default. */
@@ -98,7 +107,9 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(accountRemoval)
   app.register(roles, { adminEmails: config.adminEmails })
   app.register(clientsRepository)
-  app.register(revocationState, { syncIntervalMs: config.revocationSyncIntervalMs })
+  app.register(revocationState, { syncIntervalMs: config.revocationSyncIntervalMs, stalenessBoundMs: config.revocationStalenessBoundMs })
+  app.register(clientScopes)
+  app.register(declaredClients, { clients: config.clients.declared })
 
   // Route plugins stay encapsulated (their hooks stay inside), and each names
   // the plugins whose decorators it uses: a missing one fails at start-up.
@@ -113,6 +124,8 @@ export function buildApp (config: Config, options: BuildAppOptions = {}): Fastif
   app.register(forwardAuthRoutes)
   app.register(jwksRoutes)
   app.register(revocationsRoutes)
+  app.register(fastifySse)
+  app.register(revocationsStreamRoutes, config.revocationStreams)
 
   return app
 }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Value } from '@sinclair/typebox/value'
+import { Type, type Static } from '@sinclair/typebox'
 import { EnvSchema, type Env } from './schemas/config.js'
+import { ScopeSchema } from './schemas/admin.js'
 import { refreshTokenKey } from './plugins/sessions/token-crypto.js'
 import {
   generateSigningKey, parseSigningKey, parseVerificationKeys,
@@ -80,8 +82,15 @@ export interface Config {
   adminEmails: string[]
   clients: {
     secretOverlapSeconds: number
+    declared: DeclaredClient[]
   }
   revocationSyncIntervalMs: number
+  revocationStalenessBoundMs: number
+  revocationStreams: {
+    maxStreams: number
+    maxStreamsPerClient: number
+    heartbeatMs: number
+  }
   maxEventLoopDelayMs: number
   bcryptCost: number
   bodyLimitBytes: number
@@ -184,9 +193,16 @@ export function loadConfig (source: Record<string, string | undefined>): Config 
     },
     adminEmails: splitList(env.ADMIN_EMAILS).map((email) => email.toLowerCase()),
     clients: {
-      secretOverlapSeconds: env.CLIENT_SECRET_OVERLAP_SECONDS
+      secretOverlapSeconds: env.CLIENT_SECRET_OVERLAP_SECONDS,
+      declared: parseDeclaredClients(env.SERVICE_CLIENTS, isProduction)
     },
     revocationSyncIntervalMs: env.REVOCATION_SYNC_INTERVAL_MS,
+    revocationStalenessBoundMs: env.REVOCATION_STALENESS_BOUND_SECONDS * 1000,
+    revocationStreams: {
+      maxStreams: env.REVOCATION_STREAMS_MAX,
+      maxStreamsPerClient: env.REVOCATION_STREAMS_PER_CLIENT,
+      heartbeatMs: env.REVOCATION_STREAM_HEARTBEAT_SECONDS * 1000
+    },
     maxEventLoopDelayMs: env.MAX_EVENT_LOOP_DELAY_MS,
     bcryptCost: env.BCRYPT_COST,
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
@@ -274,6 +290,41 @@ function domainOfSender (from: string): string {
   const match = /^[^\s@<>]+@([^\s@<>]+)$/.exec(address)
   if (match === null) throw new ConfigError('Invalid configuration: EMAIL_FROM must be an email address, or Name <address>')
   return match[1]!
+}
+
+const DeclaredClientsSchema = Type.Array(Type.Object({
+  id: Type.String({ pattern: '^[a-z][a-z0-9-]{2,63}$' }),
+  secret: Type.String({ minLength: 16, maxLength: 256 }),
+  scopes: Type.Array(ScopeSchema, { maxItems: 32, uniqueItems: true }),
+  audience: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 }))
+}, { additionalProperties: false }))
+
+export type DeclaredClient = Static<typeof DeclaredClientsSchema>[number]
+
+/** SERVICE_CLIENTS: never echoes a secret, only which client's setting is wrong. */
+function parseDeclaredClients (value: string | undefined, isProduction: boolean): DeclaredClient[] {
+  if (value === undefined) return []
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(value)
+  } catch {
+    throw new ConfigError('Invalid configuration: SERVICE_CLIENTS must be a JSON array of { id, secret, scopes, audience?, name? }')
+  }
+  const firstError = Value.Errors(DeclaredClientsSchema, parsed).First()
+  if (firstError !== undefined) {
+    throw new ConfigError(`Invalid configuration: SERVICE_CLIENTS${firstError.path} ${firstError.message.toLowerCase()} (each client: id of 3-64 a-z, 0-9, "-"; secret of 16-256 characters; scopes as strings)`)
+  }
+  const clients = parsed as DeclaredClient[]
+  const ids = new Set<string>()
+  for (const client of clients) {
+    if (ids.has(client.id)) throw new ConfigError(`Invalid configuration: SERVICE_CLIENTS declares ${client.id} twice`)
+    ids.add(client.id)
+    if (isProduction && client.secret.length < 32) {
+      throw new ConfigError(`Invalid configuration: SERVICE_CLIENTS: the secret of ${client.id} must have at least 32 characters when NODE_ENV=production (e.g. openssl rand -base64 32)`)
+    }
+  }
+  return clients
 }
 
 function splitList (value: string): string[] {

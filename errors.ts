@@ -51,6 +51,14 @@ export const ClientNotFoundError = createError('CLIENT_NOT_FOUND', 'No such clie
 
 export const RevocationStateUnavailableError = createError('REVOCATION_STATE_UNAVAILABLE', 'The revocation state has not been read yet; retry shortly', 503)
 
+export const RevocationStateStaleError = createError('REVOCATION_STATE_STALE', 'The revocation state has not been read for too long to vouch for a token; retry shortly', 503)
+
+export const InsufficientScopeError = createError('INSUFFICIENT_SCOPE', 'This route needs a service client\'s access token with the scope "%s"', 401)
+
+export const TooManyStreamsError = createError('TOO_MANY_STREAMS', 'This client has as many revocation streams open as it may; close one first', 429)
+
+export const StreamsFullError = createError('STREAMS_FULL', 'This replica serves as many revocation streams as it can; retry shortly (another replica may have room)', 503)
+
 export const ErrorCodes = {
   notFound: 'ROUTE_NOT_FOUND',
   internal: 'INTERNAL_SERVER_ERROR'

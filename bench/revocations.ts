@@ -4,7 +4,9 @@
 // for ACCESS_TOKEN_TTL_SECONDS (15 minutes by default) after its revocation,
 // so 10,000 records are ~11 logouts a second.
 // Usage: MONGODB_URL=… npm run bench:revocations   (BENCH_SIZES, BENCH_SAMPLES)
+import { randomBytes } from 'node:crypto'
 import { MongoClient, ObjectId } from 'mongodb'
+import { createClientCredentials } from '@auth-service/verify'
 import { callJson, databaseUrl, dropBenchDatabases, median, startServer, table } from './lib.js'
 import { signingSetup } from './tokens.js'
 
@@ -15,10 +17,19 @@ const PASSWORD = 'a password for the bench'
 const mongodbUrl = databaseUrl()
 const client = await MongoClient.connect(mongodbUrl)
 const revocations = client.db().collection('revocations')
-const server = await startServer({ ...(await signingSetup('EdDSA')).env, MONGODB_URL: mongodbUrl, BCRYPT_COST: '10' })
+// The feed is read as a service client with revocations:read reads it.
+const CLIENT_SECRET = randomBytes(32).toString('base64url')
+const server = await startServer({
+  ...(await signingSetup('EdDSA')).env,
+  MONGODB_URL: mongodbUrl,
+  BCRYPT_COST: '10',
+  SERVICE_CLIENTS: JSON.stringify([{ id: 'bench-reader', secret: CLIENT_SECRET, scopes: ['revocations:read'] }])
+})
+const readerToken = await createClientCredentials({ tokenUrl: `${server.url}/oauth/token`, clientId: 'bench-reader', clientSecret: CLIENT_SECRET }).token()
 console.log(`# revocation feed: Node ${process.version}, ${SAMPLES} samples per figure, database ${new URL(mongodbUrl).host}`)
 
-const call = <Body = Record<string, string>>(method: string, path: string, body?: unknown) => callJson<Body>(server.url, method, path, body)
+const call = <Body = Record<string, string>>(method: string, path: string, body?: unknown) =>
+  callJson<Body>(server.url, method, path, body, path.startsWith('/revocations') ? readerToken : undefined)
 
 const email = `revocations-${Date.now()}@example.com`
 if ((await call('POST', '/signup', { email, password: PASSWORD })).status !== 201) throw new Error('signup failed')

@@ -650,7 +650,7 @@ export interface paths {
         };
         /**
          * The signed-in user, read from the access token (no database call)
-         * @description A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica's in-memory revocation state).
+         * @description A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica's in-memory revocation state). When this replica has not read that state for longer than REVOCATION_STALENESS_BOUND_SECONDS, 503 REVOCATION_STATE_STALE.
          */
         get: {
             parameters: {
@@ -703,6 +703,15 @@ export interface paths {
                 };
                 /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description This replica cannot vouch that the session is not revoked: its revocation state is not read yet, or too old. Codes: `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`. */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2914,7 +2923,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description This replica has not read the revocation state yet (just started, database down): it cannot vouch for a token. Codes: `REVOCATION_STATE_UNAVAILABLE`. */
+                /** @description This replica has not read the revocation state yet (just started, database down), or not for longer than REVOCATION_STALENESS_BOUND_SECONDS: it cannot vouch for a token. Codes: `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`. */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3051,6 +3060,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description Missing, invalid or expired token, a deleted client's token, or a token without the route's scope (a user's token has none). Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `INSUFFICIENT_SCOPE`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description Too many requests from this client; see the Retry-After header. Codes: `RATE_LIMITED`. */
                 429: {
                     headers: {
@@ -3069,13 +3087,103 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description The database is unreachable, or the service is overloaded; retry later (see Retry-After when present). Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`. */
+                /** @description The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet; retry later. Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`, `REVOCATION_STATE_UNAVAILABLE`. */
                 503: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/revocations/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Revocations pushed as they happen (Server-Sent Events), for services that refuse revoked tokens within a second
+         * @description Replays the feed after `since` (or `Last-Event-ID`; without either, every still-relevant revocation), then pushes each new one as event `revoked` whose `data` is a feed entry and whose `id` is the cursor after it; an `id`-only message marks the end of the replay. A heartbeat comment every 15 s while this replica reads the feed: hearing nothing for longer means the stream cannot vouch for anything. A slow reader is disconnected and resumes from its cursor. The stream ends when the token expires or the client is deleted.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The `cursor` of the previous response; omit it to get every still-relevant revocation. */
+                    since?: string;
+                };
+                header?: {
+                    /** @description The `id` of the last event received (what EventSource sends on reconnecting). */
+                    "last-event-id"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description text/event-stream: `event: revoked`, `id: <cursor>`, `data: {sid?, sub?, notBefore?, revokedAt, expiresAt}`. */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Malformed query, or a cursor this service did not issue or that is ahead of the feed (start over without it). Codes: `FST_ERR_VALIDATION`, `INVALID_CURSOR`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or expired token, a deleted client's token, or a token without the route's scope (a user's token has none). Codes: `TOKEN_MISSING`, `TOKEN_INVALID`, `TOKEN_EXPIRED`, `INSUFFICIENT_SCOPE`. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this address, or this client already has REVOCATION_STREAMS_PER_CLIENT streams open here. Codes: `RATE_LIMITED`, `TOO_MANY_STREAMS`. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["Error"];
+                    };
+                };
+                /** @description An unexpected failure; the details are in the service log only. Codes: `INTERNAL_SERVER_ERROR`. */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The database is unreachable, this replica has not read the list of clients yet, or it serves as many streams as it can; retry shortly. Codes: `DATABASE_UNAVAILABLE`, `REVOCATION_STATE_UNAVAILABLE`, `STREAMS_FULL`. */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": components["schemas"]["Error"];
                     };
                 };
             };

@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Collection } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
-import { mapDatabaseErrors } from './mongodb.js'
+import { isDuplicateKey, mapDatabaseErrors } from './mongodb.js'
 
 interface ClientSecret {
   /** SHA-256 of the secret: a 256-bit random secret cannot be recovered from a fast hash, so no slow one is needed. */
@@ -40,6 +40,11 @@ export interface ClientsRepository {
   rotateSecret: (id: string, overlapSeconds: number) => Promise<string | null>
   /** False when there was no such client. */
   delete: (id: string) => Promise<boolean>
+  /**
+   * Creates a client declared by configuration (SERVICE_CLIENTS), or resets
+   * it to its declaration: name, scopes, audience and the one secret.
+   */
+  ensureDeclared: (client: { id: string, secret: string, scopes: string[], audience?: string, name?: string }) => Promise<void>
   /** The client whose id and (current or overlapping) secret these are, or null. */
   authenticate: (id: string, secret: string) => Promise<ClientRecord | null>
 }
@@ -50,7 +55,8 @@ declare module 'fastify' {
   }
 }
 
-const CLIENT_ID = /^svc_[0-9a-f]{24}$/
+/** A generated id (`svc_` and 24 hex digits) or a declared one (SERVICE_CLIENTS). */
+const CLIENT_ID = /^(?:svc_[0-9a-f]{24}|[a-z][a-z0-9-]{2,63})$/
 
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest()
 
@@ -102,6 +108,21 @@ export function createClientsRepository (clients: Collection<ClientDocument>): C
     delete: mapDatabaseErrors(async (id: string) => {
       if (!CLIENT_ID.test(id)) return false
       return (await clients.deleteOne({ _id: id })).deletedCount === 1
+    }),
+
+    ensureDeclared: mapDatabaseErrors(async ({ id, secret, scopes, audience, name }: { id: string, secret: string, scopes: string[], audience?: string, name?: string }) => {
+      const hash = hashSecret(secret).toString('base64url')
+      const existing = await clients.findOne({ _id: id })
+      const matches = existing !== null && existing.name === (name ?? id) && existing.audience === audience &&
+        existing.scopes.join(' ') === scopes.join(' ') && existing.secrets.length === 1 && existing.secrets[0]!.hash === hash
+      if (matches) return
+      const now = new Date()
+      const declared = { name: name ?? id, scopes, secrets: [{ hash, createdAt: now }] }
+      const update = audience === undefined
+        ? { $set: declared, $unset: { audience: '' as const }, $setOnInsert: { createdAt: now } }
+        : { $set: { ...declared, audience }, $setOnInsert: { createdAt: now } }
+      // Every replica writes the same declaration: whichever write lands last, the result is the same.
+      await clients.updateOne({ _id: id }, update, { upsert: true }).catch((error: unknown) => { if (!isDuplicateKey(error)) throw error })
     }),
 
     authenticate: mapDatabaseErrors(async (id: string, secret: string) => {

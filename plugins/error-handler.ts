@@ -18,11 +18,13 @@ const INVALID_TOKEN_CODES = new Set(['TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_
 
 /**
  * The challenge every 401 carries (RFC 9110 11.6.1): with `error="invalid_token"`
- * when an access token was presented and refused (RFC 6750 3), plain when
+ * when an access token was presented and refused (RFC 6750 3), with
+ * `error="insufficient_scope"` when it lacks the route's scope, plain when
  * none was, or when what failed was a password or a refresh token.
  */
 export function challengeFor (realm: string, code: string | undefined): string {
   const challenge = `Bearer realm="${realm}"`
+  if (code === 'INSUFFICIENT_SCOPE') return `${challenge}, error="insufficient_scope"`
   return code !== undefined && INVALID_TOKEN_CODES.has(code) ? `${challenge}, error="invalid_token"` : challenge
 }
 

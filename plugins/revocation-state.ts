@@ -1,21 +1,43 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { RevocationStateStaleError, RevocationStateUnavailableError } from '../errors.js'
+import type { RevocationRecord } from './sessions/revocation-feed.js'
+
+/** What a reader of the state hears after each read of the feed. */
+export type RevocationStateListener = (news: {
+  /** The entries read, in feed order (none on most reads). */
+  revocations: RevocationRecord[]
+  /** The feed went behind what was read (a restored database): every cursor handed out is void. */
+  reset: boolean
+}) => void
 
 declare module 'fastify' {
   interface FastifyInstance {
     /**
      * What this replica knows, in memory, of revoked sessions and of the
      * service clients that exist: the forward-auth check answers from it
-     * without a database read. Kept current by reading the revocation feed
-     * and the client list every REVOCATION_SYNC_INTERVAL_MS, so a revocation
-     * made on any replica reaches every one within that time.
+     * without a database read, and the revocation stream pushes what it
+     * reads. Kept current by reading the revocation feed and the client list
+     * every REVOCATION_SYNC_INTERVAL_MS (a tailing read: FerretDB has no
+     * change streams), so a revocation made on any replica reaches every one
+     * within that time.
      */
     revocationState: {
       /** Whether a user's token is revoked: its session, or its user from before the token was issued. */
       isRevoked: (claims: { sid: string, sub: string, iat: number }) => boolean
       clientExists: (clientId: string) => boolean
-      /** False until the first read succeeded: until then nothing can be vouched for. */
-      isSynced: () => boolean
+      /**
+       * Throws unless the state can vouch for a token: 503
+       * REVOCATION_STATE_UNAVAILABLE before the first read, 503
+       * REVOCATION_STATE_STALE when no read has succeeded for longer than
+       * REVOCATION_STALENESS_BOUND_SECONDS (it may miss a revocation: fail
+       * closed, as the verification library does). It recovers by itself.
+       */
+      assertCurrent: () => void
+      /** When the last read succeeded (ms since the epoch; 0 before the first). */
+      lastSyncAt: () => number
+      /** Calls `listener` after every successful read, until the returned function is called. */
+      subscribe: (listener: RevocationStateListener) => () => void
       /** Reads the feed now (tests; a replica's own revocations). */
       sync: () => Promise<void>
     }
@@ -24,33 +46,41 @@ declare module 'fastify' {
 
 const PAGE_SIZE = 1000
 
-async function revocationStatePlugin (fastify: FastifyInstance, options: { syncIntervalMs: number }) {
+async function revocationStatePlugin (fastify: FastifyInstance, options: { syncIntervalMs: number, stalenessBoundMs: number }) {
   const revoked = new Map<string, number>()
   /** User-wide entries: the user id → the latest notBefore (ms) and until when it matters. */
   const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let clients = new Set<string>()
+  const listeners = new Set<RevocationStateListener>()
   let afterSeq = 0
-  let synced = false
+  let lastSyncAt = 0
   let running: Promise<void> | undefined
 
+  function remember (revocation: RevocationRecord) {
+    if (revocation.sessionId !== undefined) {
+      revoked.set(revocation.sessionId, revocation.expiresAt.getTime())
+      return
+    }
+    const known = usersNotBefore.get(revocation.userId!)
+    if (known === undefined || known.notBefore < revocation.notBefore!.getTime()) {
+      usersNotBefore.set(revocation.userId!, { notBefore: revocation.notBefore!.getTime(), expiresAt: revocation.expiresAt.getTime() })
+    }
+  }
+
   async function read () {
+    const news: RevocationRecord[] = []
+    let reset = false
     for (;;) {
       const { revocations, latestSeq } = await fastify.sessionsRepository.listRevocations(afterSeq, PAGE_SIZE)
       // The feed is behind what was read (a database restored from a backup): read it whole again.
       if (latestSeq < afterSeq) {
         afterSeq = 0
+        reset = true
+        news.length = 0
         continue
       }
-      for (const revocation of revocations) {
-        if (revocation.sessionId !== undefined) {
-          revoked.set(revocation.sessionId, revocation.expiresAt.getTime())
-        } else {
-          const known = usersNotBefore.get(revocation.userId!)
-          if (known === undefined || known.notBefore < revocation.notBefore!.getTime()) {
-            usersNotBefore.set(revocation.userId!, { notBefore: revocation.notBefore!.getTime(), expiresAt: revocation.expiresAt.getTime() })
-          }
-        }
-      }
+      for (const revocation of revocations) remember(revocation)
+      news.push(...revocations)
       afterSeq = revocations.at(-1)?.seq ?? afterSeq
       if (revocations.length < PAGE_SIZE) break
     }
@@ -58,7 +88,14 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
     const now = Date.now()
     for (const [sessionId, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sessionId)
     for (const [userId, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(userId)
-    synced = true
+    lastSyncAt = now
+    for (const listener of listeners) {
+      try {
+        listener({ revocations: news, reset })
+      } catch (error) {
+        fastify.log.error({ err: error }, 'a revocation state listener failed')
+      }
+    }
   }
 
   function sync (): Promise<void> {
@@ -85,11 +122,21 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
       return user !== undefined && claims.iat * 1000 < user.notBefore
     },
     clientExists: (clientId: string) => clients.has(clientId),
-    isSynced: () => synced,
+    assertCurrent () {
+      if (lastSyncAt === 0) throw new RevocationStateUnavailableError()
+      if (Date.now() - lastSyncAt > options.stalenessBoundMs) throw new RevocationStateStaleError()
+    },
+    lastSyncAt: () => lastSyncAt,
+    subscribe (listener: RevocationStateListener) {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
     sync
   })
 
-  fastify.addHook('onReady', async () => { sync().catch(() => { /* the timer retries */ }) })
+  // Start with the state read, so the first requests are answered; without a
+  // database the replica still starts (it answers 503 until a read succeeds).
+  fastify.addHook('onReady', async () => { await sync().catch(() => { /* the timer retries */ }) })
   fastify.addHook('onClose', async () => {
     clearInterval(timer)
     await running?.catch(() => undefined)

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { RevocationStateUnavailableError, SessionRevokedError, TokenInvalidError, TokenMissingError } from '../errors.js'
+import { SessionRevokedError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import { bearerToken, isClientToken, type TokenClaims } from '../plugins/jwt.js'
 import { InternalErrorResponse, errorResponse } from '../schemas/common.js'
 
@@ -37,7 +37,7 @@ const forwardAuthRoutes: FastifyPluginAsyncTypebox = async function forwardAuthR
         204: Type.Null({ description: 'The token is valid and not revoked; the X-Auth-* headers say who the caller is.' }),
         401: errorResponse('Missing, invalid or expired token, a revoked session (also: a disabled or deleted user), or a deleted client.', ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']),
         500: InternalErrorResponse,
-        503: errorResponse('This replica has not read the revocation state yet (just started, database down): it cannot vouch for a token.', ['REVOCATION_STATE_UNAVAILABLE'])
+        503: errorResponse('This replica has not read the revocation state yet (just started, database down), or not for longer than REVOCATION_STALENESS_BOUND_SECONDS: it cannot vouch for a token.', ['REVOCATION_STATE_UNAVAILABLE', 'REVOCATION_STATE_STALE'])
       }
     }
   }, function verify (request, reply) {
@@ -46,7 +46,7 @@ const forwardAuthRoutes: FastifyPluginAsyncTypebox = async function forwardAuthR
     const token = bearerToken(header)
     if (token === undefined) throw new TokenInvalidError()
     const claims = fastify.verifyAnyToken(token)
-    if (!fastify.revocationState.isSynced()) throw new RevocationStateUnavailableError()
+    fastify.revocationState.assertCurrent()
     if (isClientToken(claims)) {
       if (!fastify.revocationState.clientExists(claims.client_id)) throw new TokenInvalidError()
     } else if (fastify.revocationState.isRevoked(claims)) {

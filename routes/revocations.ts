@@ -1,31 +1,17 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { InvalidCursorError } from '../errors.js'
+import { decodeCursor, encodeCursor, toFeedEntry, type FeedEntry } from './revocation-entries.js'
 import type { FastifyRequest } from 'fastify'
-import { InternalErrorResponse, ServiceUnavailableResponse, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
+import { ClientScopeUnauthorizedResponse, InternalErrorResponse, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
 import { RevocationsQuerySchema, RevocationsResponseSchema } from '../schemas/revocations.js'
 
 const PAGE_SIZE = 1000
-const CURSOR_PREFIX = 'r1.'
-
-function encodeCursor (seq: number): string {
-  return Buffer.from(`${CURSOR_PREFIX}${seq}`).toString('base64url')
-}
-
-const CURSOR = /^r1\.(0|[1-9]\d*)$/
-
-/** The seq of a cursor this service issued, exactly as it was issued; anything else is refused. */
-function decodeCursor (cursor: string): number {
-  const match = CURSOR.exec(Buffer.from(cursor, 'base64url').toString())
-  const seq = match === null ? Number.NaN : Number(match[1])
-  if (!Number.isSafeInteger(seq) || encodeCursor(seq) !== cursor) throw new InvalidCursorError()
-  return seq
-}
 
 /** How long one read of the whole feed (no cursor) serves every caller: a flood of such reads costs one read a second. */
 const FULL_READ_TTL_MS = 1000
 
-type FeedPage = { revoked: Array<{ sid?: string, sub?: string, notBefore?: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
+type FeedPage = { revoked: FeedEntry[], cursor: string, hasMore: boolean }
 
 const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsRoutes (fastify) {
   async function page (since: number, fromStart: boolean): Promise<FeedPage> {
@@ -36,13 +22,7 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
     // After the last entry returned; with none, where the caller stood, or (first poll) the feed's end.
     const last = revocations.at(-1)?.seq ?? (fromStart ? latestSeq : since)
     return {
-      revoked: revocations.map((revocation) => ({
-        ...(revocation.sessionId === undefined
-          ? { sub: revocation.userId!, notBefore: revocation.notBefore!.toISOString() }
-          : { sid: revocation.sessionId }),
-        revokedAt: revocation.revokedAt.toISOString(),
-        expiresAt: revocation.expiresAt.toISOString()
-      })),
+      revoked: revocations.map(toFeedEntry),
       cursor: encodeCursor(last),
       // A full page: more may follow at once, so the caller reads on without waiting.
       hasMore: revocations.length === PAGE_SIZE
@@ -62,6 +42,7 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
   }
 
   fastify.get('/revocations', {
+    onRequest: fastify.requireClientScope('revocations:read'),
     config: {
       // Reads without a cursor are the expensive ones: limited per address (RATE_LIMIT_IP_MAX per window).
       rateLimit: { allowList: (request: FastifyRequest) => (request.query as { since?: unknown }).since !== undefined }
@@ -70,13 +51,15 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
       tags: ['keys'],
       summary: 'Sessions revoked since a cursor, for services that refuse revoked sessions\' tokens before they expire',
       description: 'Poll it (every few seconds) with the previous `cursor`. Each revoked session appears once, until the last access token it issued has expired. Without `since`: every still-relevant revocation; such reads are rate-limited per address and may be up to a second old (their cursor still misses nothing).',
+      security: [{ clientCredentials: ['revocations:read'] }],
       querystring: RevocationsQuerySchema,
       response: {
         200: RevocationsResponseSchema,
         400: errorResponse('Malformed query, or a cursor this service did not issue or that is ahead of the feed (start over without `since`).', ['FST_ERR_VALIDATION', 'INVALID_CURSOR']),
+        401: ClientScopeUnauthorizedResponse,
         429: TooManyRequestsResponse,
         500: InternalErrorResponse,
-        503: ServiceUnavailableResponse
+        503: errorResponse('The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet; retry later.', ['DATABASE_UNAVAILABLE', 'FST_UNDER_PRESSURE', 'REVOCATION_STATE_UNAVAILABLE'])
       }
     }
   }, async function revocations (request, reply) {
@@ -88,4 +71,4 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
   })
 }
 
-export default fp(revocationsRoutes, { name: 'revocations-routes', encapsulate: true, dependencies: ['sessions-repository', 'rate-limit'] })
+export default fp(revocationsRoutes, { name: 'revocations-routes', encapsulate: true, dependencies: ['sessions-repository', 'rate-limit', 'client-scopes'] })

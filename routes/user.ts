@@ -68,19 +68,21 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     schema: {
       tags: ['user'],
       summary: 'The signed-in user, read from the access token (no database call)',
-      description: 'A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica\'s in-memory revocation state).',
+      description: 'A token of a session revoked on any replica is refused within REVOCATION_SYNC_INTERVAL_MS (the replica\'s in-memory revocation state). When this replica has not read that state for longer than REVOCATION_STALENESS_BOUND_SECONDS, 503 REVOCATION_STATE_STALE.',
       security,
       querystring: AccessTokenQuerySchema,
       response: {
         200: ProfileResponseSchema,
         400: BadRequestResponse,
         401: errorResponse('Missing, malformed, tampered, expired or otherwise invalid access token, or one of a revoked session.', ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SESSION_REVOKED']),
-        500: InternalErrorResponse
+        500: InternalErrorResponse,
+        503: errorResponse('This replica cannot vouch that the session is not revoked: its revocation state is not read yet, or too old.', ['REVOCATION_STATE_UNAVAILABLE', 'REVOCATION_STATE_STALE'])
       }
     }
   }, function profile (request, reply) {
     // A revoked session's token stops here too, within the revocation state's
-    // sync interval, still without a database read.
+    // sync interval, still without a database read; a state too old to vouch for it fails closed.
+    fastify.revocationState.assertCurrent()
     if (fastify.revocationState.isRevoked(request.user)) throw new SessionRevokedError()
     let json = profileJson.get(request.user)
     if (json === undefined) {

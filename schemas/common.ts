@@ -68,6 +68,12 @@ export const BadRequestResponse = errorResponse(
   ['FST_ERR_VALIDATION', 'FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']
 )
 
+/** The 401 of the routes that service clients read with a scope (the revocation feed and stream). */
+export const ClientScopeUnauthorizedResponse = errorResponse(
+  'Missing, invalid or expired token, a deleted client\'s token, or a token without the route\'s scope (a user\'s token has none).',
+  ['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'INSUFFICIENT_SCOPE']
+)
+
 /** The 401 of the routes that also check, with a read, that the token's session is alive. */
 export const LiveSessionUnauthorizedResponse = errorResponse(
   'Missing or invalid access token, or the session of the token has ended.',

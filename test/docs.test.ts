@@ -23,11 +23,13 @@ t.test('/docs/json is an OpenAPI 3 document of every route, generated from the s
   t.match(document.components.securitySchemes.queryToken, { type: 'apiKey', in: 'query', name: 'secret_token' })
   t.match(document.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer' })
   t.same(document.paths['/user/profile'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])
+  for (const path of ['/revocations', '/revocations/stream']) t.same(document.paths[path].get.security, [{ clientCredentials: ['revocations:read'] }], `${path}: a service client's token with revocations:read`)
+  t.same(Object.keys(document.paths['/revocations/stream'].get.responses['200'].content), ['text/event-stream'], 'the stream says what it streams')
   t.same(document.paths['/user/sessions'].get.security, [{ bearerAuth: [] }, { queryToken: [] }])
   for (const [path, method] of [['/user/password', 'put'], ['/user/email', 'put'], ['/user', 'delete'], ['/user/sessions', 'delete'], ['/user/sessions/{id}', 'delete'], ['/admin/users', 'get'], ['/admin/users/{id}', 'patch']] as const) {
     t.same(document.paths[path][method].security, [{ bearerAuth: [] }], `${method} ${path}: a write takes the header only`)
   }
-  for (const [path, method] of [['/signup', 'post'], ['/login', 'post'], ['/token/refresh', 'post'], ['/logout', 'post'], ['/.well-known/jwks.json', 'get'], ['/revocations', 'get'], ['/metrics', 'get'], ['/password/forgot', 'post'], ['/password/reset', 'post'], ['/email/verification', 'post'], ['/email/verify', 'post']] as const) {
+  for (const [path, method] of [['/signup', 'post'], ['/login', 'post'], ['/token/refresh', 'post'], ['/logout', 'post'], ['/.well-known/jwks.json', 'get'], ['/metrics', 'get'], ['/password/forgot', 'post'], ['/password/reset', 'post'], ['/email/verification', 'post'], ['/email/verify', 'post']] as const) {
     t.notOk(document.paths[path][method].security, `${method} ${path} needs no token`)
   }
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { build, registerUser, type RegisteredUser } from './helper.js'
+import { build, registerUser, type RegisteredUser, revocationsReader } from './helper.js'
 
 // Property-based tests over every endpoint: whatever arrives, the answer is
 // never a 500, every error has the contract's shape, a refused request writes
@@ -149,10 +149,11 @@ t.test('write endpoints: well-formed JSON with the right keys and wrong values',
 
 t.test('read endpoints: random query strings, path parameters and headers', async (t) => {
   const { app, user } = await fuzzApp(t)
+  const reader = await revocationsReader(app)
   await fc.assert(fc.asyncProperty(queryValue, async (value) => {
     await checkAnswer(app, { method: 'GET', url: `/user/profile?secret_token=${value}` })
     await checkAnswer(app, { method: 'GET', url: `/user/sessions?secret_token=${value}` })
-    await checkAnswer(app, { method: 'GET', url: `/revocations?since=${value}` })
+    await checkAnswer(app, { method: 'GET', url: `/revocations?since=${value}`, headers: reader.headers })
     await checkAnswer(app, { method: 'GET', url: `/user/profile?secret_token=${value}&secret_token=${value}` })
   }), { numRuns: RUNS })
   await fc.assert(fc.asyncProperty(queryValue, async (id) => {

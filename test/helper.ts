@@ -171,3 +171,22 @@ export async function login (app: FastifyInstance, user: { email: string, passwo
   const body = response.json<{ token: string, refreshToken: string, expiresIn: number, refreshExpiresIn: number }>()
   return { ...body, sessionId: decodeClaims(body.token).sid as string }
 }
+
+/**
+ * A service client allowed to read the revocation feed, made with the real
+ * repository (as an admin would through /admin/clients), and a token for it
+ * from POST /oauth/token. The app's in-memory client list is read at once.
+ */
+export async function revocationsReader (app: FastifyInstance, scopes = ['revocations:read']) {
+  const { client, secret } = await app.clientsRepository.create({ name: `reader-${randomBytes(3).toString('hex')}`, scopes })
+  await app.revocationState.sync()
+  const response = await app.inject({
+    method: 'POST',
+    url: '/oauth/token',
+    headers: { authorization: `Basic ${Buffer.from(`${client.id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'grant_type=client_credentials'
+  })
+  if (response.statusCode !== 200) throw new Error(`no client token: ${response.statusCode} ${response.body}`)
+  const token = response.json<{ access_token: string }>().access_token
+  return { clientId: client.id, clientSecret: secret, token, headers: { authorization: `Bearer ${token}` } }
+}

@@ -1,13 +1,15 @@
 import Fastify from 'fastify'
 import authVerify from '@auth-service/verify/fastify'
-import { isClientToken } from '@auth-service/verify'
+import { createClientCredentials, isClientToken } from '@auth-service/verify'
 
 /**
  * A notes service that trusts auth-service tokens: one line to register the
  * verifier, one hook to protect the routes. Notes live in memory, per user.
  * Other services call its internal route with a client-credentials token
  * (audience `serviceAudience`) that carries the scope `notes:read`.
- * @param {{ authUrl: string | URL, issuer: string, audience: string, serviceAudience?: string, revocationsPollIntervalMs?: number, logger?: boolean | object }} options
+ * It follows the auth service's revocations (pushed, within a second) as the
+ * service client `clientId`, which holds the scope `revocations:read`.
+ * @param {{ authUrl: string | URL, issuer: string, audience: string, clientId: string, clientSecret: string, serviceAudience?: string, revocationsPollIntervalMs?: number, logger?: boolean | object }} options
  */
 export async function buildNotesApp (options) {
   const app = Fastify({ logger: options.logger ?? false })
@@ -19,6 +21,7 @@ export async function buildNotesApp (options) {
     acceptClientTokens: true,
     jwksUrl: new URL('/.well-known/jwks.json', options.authUrl),
     revocationsUrl: new URL('/revocations', options.authUrl),
+    revocationsCredentials: createClientCredentials({ tokenUrl: new URL('/oauth/token', options.authUrl), clientId: options.clientId, clientSecret: options.clientSecret }),
     revocationsPollIntervalMs: options.revocationsPollIntervalMs ?? 5000
   })
 

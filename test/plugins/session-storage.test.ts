@@ -1,7 +1,7 @@
 import t from 'tap'
 import { ObjectId } from 'mongodb'
 import type { FastifyInstance } from 'fastify'
-import { build, refresh, registerUser } from '../helper.js'
+import { build, refresh, registerUser, revocationsReader } from '../helper.js'
 import { newRefreshToken } from '../../plugins/sessions/token-crypto.js'
 
 // Storage per session stays bounded however long it lives: only the newest
@@ -42,7 +42,7 @@ t.test(`a session refreshed ${CHAIN} times holds at most 3 documents, and an ear
   t.equal(stolen.statusCode, 401)
   t.equal(stolen.json().code, 'REFRESH_TOKEN_REUSED', `a token ${CHAIN - 1} rotations old is recognised as reused`)
   t.equal((await refresh(app, token)).statusCode, 401, 'the whole session is revoked: its newest token fails too')
-  const feed = (await app.inject({ method: 'GET', url: '/revocations' })).json<{ revoked: Array<{ sid: string }> }>()
+  const feed = (await app.inject({ method: 'GET', url: '/revocations', headers: (await revocationsReader(app)).headers })).json<{ revoked: Array<{ sid: string }> }>()
   t.ok(feed.revoked.some((entry) => entry.sid === user.sessionId), 'and the other services hear of it')
   t.equal(await documentsOf(app, user.sessionId), 0, 'nothing of the session is left')
 })

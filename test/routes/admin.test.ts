@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance, InjectOptions } from 'fastify'
-import { build, decodeClaims, logCapture, login, refresh, registerUser, uniqueEmail, type RegisteredUser } from '../helper.js'
+import { build, decodeClaims, logCapture, login, refresh, registerUser, uniqueEmail, type RegisteredUser, revocationsReader } from '../helper.js'
 
 const ADMIN_EMAIL = 'root.admin@example.com'
 
@@ -102,7 +102,7 @@ t.test('disabling revokes every session: login is 403 ACCOUNT_DISABLED, refresh 
   const disabled = await admin.inject({ method: 'PATCH', url: `/admin/users/${user.id}`, payload: { disabled: true } })
   t.equal(disabled.json().disabled, true)
   t.equal((await refresh(app, user.refreshToken)).statusCode, 401, 'the session is over')
-  const feed = (await app.inject({ method: 'GET', url: '/revocations' })).json<{ revoked: Array<{ sub?: string, notBefore?: string }> }>()
+  const feed = (await app.inject({ method: 'GET', url: '/revocations', headers: (await revocationsReader(app)).headers })).json<{ revoked: Array<{ sub?: string, notBefore?: string }> }>()
   t.ok(feed.revoked.some((entry) => entry.sub === user.id && entry.notBefore !== undefined), 'and other services hear of it: one entry for the user')
   const wrong = await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'not the password' } })
   t.equal(wrong.statusCode, 401, 'a wrong password tells nothing')

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, decodeClaims, login, refresh, registerUser, uniqueEmail, type BuildOptions } from '../helper.js'
+import { build, decodeClaims, login, refresh, registerUser, uniqueEmail, type BuildOptions, revocationsReader } from '../helper.js'
 import { codeIn, linkTokenIn, mailServer } from '../support/mail-server.js'
 
 const mail = await mailServer()
@@ -47,7 +47,7 @@ t.test('a forgotten password is reset with the code from the message: every sess
   t.equal((await app.inject({ method: 'POST', url: '/login', payload: { email: user.email, password: 'a brand new password' } })).statusCode, 200)
   t.equal((await refresh(app, user.refreshToken)).statusCode, 401, 'the first session is over')
   t.equal((await refresh(app, other.refreshToken)).statusCode, 401, 'and the second')
-  const feed = (await app.inject({ method: 'GET', url: '/revocations' })).json<{ revoked: Array<{ sid?: string, sub?: string, notBefore?: string }> }>()
+  const feed = (await app.inject({ method: 'GET', url: '/revocations', headers: (await revocationsReader(app)).headers })).json<{ revoked: Array<{ sid?: string, sub?: string, notBefore?: string }> }>()
   const userWide = feed.revoked.filter((entry) => entry.sub === user.id)
   t.equal(userWide.length, 1, 'one user-wide entry in the revocation feed, not one per session')
   t.ok(Date.parse(userWide[0]!.notBefore!) >= Number(decodeClaims(other.token).iat) * 1000, 'not before any token issued before the reset')
@@ -184,7 +184,7 @@ t.test('a session begun before a reset cannot refresh, even if the reset\'s swee
   await app.usersRepository.resetPassword(user.id, await app.passwordHasher.hash('a brand new password'), new Date())
   const refused = await refresh(app, user.refreshToken)
   t.equal(refused.statusCode, 401)
-  const feed = (await app.inject({ method: 'GET', url: '/revocations' })).json<{ revoked: Array<{ sid: string }> }>()
+  const feed = (await app.inject({ method: 'GET', url: '/revocations', headers: (await revocationsReader(app)).headers })).json<{ revoked: Array<{ sid: string }> }>()
   t.ok(feed.revoked.some((entry) => entry.sid === user.sessionId), 'and it is revoked, for the other services too')
   const fresh = await login(app, { email: user.email, password: 'a brand new password' })
   t.equal((await refresh(app, fresh.refreshToken)).statusCode, 200, 'a session begun after the reset refreshes')

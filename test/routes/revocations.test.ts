@@ -1,11 +1,18 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, login, registerUser } from '../helper.js'
+import { build, login, registerUser, revocationsReader } from '../helper.js'
 
 interface Feed { revoked: Array<{ sid: string, revokedAt: string, expiresAt: string }>, cursor: string, hasMore: boolean }
 
+const readers = new WeakMap<FastifyInstance, Promise<{ headers: Record<string, string> }>>()
+/** The feed read as a service client with `revocations:read` reads it. */
+function readFeed (app: FastifyInstance, url: string) {
+  if (!readers.has(app)) readers.set(app, revocationsReader(app))
+  return readers.get(app)!.then(({ headers }) => app.inject({ method: 'GET', url, headers }))
+}
+
 async function poll (app: FastifyInstance, since?: string): Promise<Feed> {
-  const response = await app.inject({ method: 'GET', url: since === undefined ? '/revocations' : `/revocations?since=${since}` })
+  const response = await readFeed(app, since === undefined ? '/revocations' : `/revocations?since=${since}`)
   if (response.statusCode !== 200) throw new Error(`poll failed: ${response.statusCode} ${response.body}`)
   return response.json()
 }
@@ -46,15 +53,16 @@ t.test('entries leave the feed once their access tokens have expired', async (t)
   const [entry] = (await poll(app)).revoked
   t.ok(entry, 'listed while its tokens may still be valid')
   await new Promise((resolve) => setTimeout(resolve, Date.parse(entry!.expiresAt) - Date.now() + 100))
+  readers.delete(app) // the reader's token lived as long as the user's
   t.same((await poll(app)).revoked, [])
 })
 
 t.test('the feed is served uncached, and a forged cursor is a 400', async (t) => {
   const app = await build(t)
-  const response = await app.inject({ method: 'GET', url: '/revocations' })
+  const response = await readFeed(app, '/revocations')
   t.equal(response.headers['cache-control'], 'no-cache')
   for (const cursor of ['garbage', Buffer.from('r1.-5').toString('base64url'), Buffer.from('r1.1e400').toString('base64url')]) {
-    const bad = await app.inject({ method: 'GET', url: `/revocations?since=${cursor}` })
+    const bad = await readFeed(app, `/revocations?since=${cursor}`)
     t.equal(bad.statusCode, 400)
     t.equal(bad.json().code, 'INVALID_CURSOR')
   }
@@ -69,14 +77,14 @@ t.test('review finding 10: only cursors exactly as issued are accepted, and one 
   t.ok(seq >= 1, `the feed has an entry (cursor at ${seq})`)
   const encode = (text: string) => Buffer.from(text).toString('base64url')
   for (const loose of ['r1.', `r1. ${seq}`, 'r1.1e0', 'r1.0x1', 'r1.01', `r1.+${seq}`, `r1.${seq}.0`, `r1.${seq} `, 'R1.1']) {
-    const response = await app.inject({ method: 'GET', url: `/revocations?since=${encode(loose)}` })
+    const response = await readFeed(app, `/revocations?since=${encode(loose)}`)
     t.equal(response.statusCode, 400, JSON.stringify(loose))
     t.equal(response.json().code, 'INVALID_CURSOR')
   }
-  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${feed.cursor}=` })).statusCode, 400, 'padding or other bytes around a valid cursor')
-  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${encode('r1.0')}` })).statusCode, 200, 'the start of the feed is fine')
-  t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${encode(`r1.${seq}`)}` })).statusCode, 200, 'and its end')
-  const ahead = await app.inject({ method: 'GET', url: `/revocations?since=${encode(`r1.${seq + 1}`)}` })
+  t.equal((await readFeed(app, `/revocations?since=${feed.cursor}=`)).statusCode, 400, 'padding or other bytes around a valid cursor')
+  t.equal((await readFeed(app, `/revocations?since=${encode('r1.0')}`)).statusCode, 200, 'the start of the feed is fine')
+  t.equal((await readFeed(app, `/revocations?since=${encode(`r1.${seq}`)}`)).statusCode, 200, 'and its end')
+  const ahead = await readFeed(app, `/revocations?since=${encode(`r1.${seq + 1}`)}`)
   t.equal(ahead.statusCode, 400, 'a cursor past the end (a restored database) is refused, so the consumer starts over')
   t.equal(ahead.json().code, 'INVALID_CURSOR')
 })
@@ -88,11 +96,11 @@ t.test('review finding 11: reads without a cursor are limited per address and se
   await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
   t.same(await poll(app), first, 'within the second, the whole feed is the same snapshot')
   t.same((await poll(app, first.cursor)).revoked.map((entry) => entry.sid), [user.sessionId], 'and its cursor misses nothing written since')
-  t.equal((await app.inject({ method: 'GET', url: '/revocations' })).statusCode, 200, 'a third read')
-  const limited = await app.inject({ method: 'GET', url: '/revocations' })
+  t.equal((await readFeed(app, '/revocations')).statusCode, 200, 'a third read')
+  const limited = await readFeed(app, '/revocations')
   t.equal(limited.statusCode, 429, 'the fourth read without a cursor in the window is refused')
   t.equal(limited.json().code, 'RATE_LIMITED')
-  for (let i = 0; i < 5; i++) t.equal((await app.inject({ method: 'GET', url: `/revocations?since=${first.cursor}` })).statusCode, 200, 'polls with a cursor are not limited')
+  for (let i = 0; i < 5; i++) t.equal((await readFeed(app, `/revocations?since=${first.cursor}`)).statusCode, 200, 'polls with a cursor are not limited')
 
   const fresh = await build(t, { env: { RATE_LIMIT_IP_MAX: '100' } })
   const before = await poll(fresh)

@@ -9,7 +9,7 @@ import {
 } from '@auth-service/verify'
 import { authVerify } from '@auth-service/verify/fastify'
 import Fastify from 'fastify'
-import { build, freshDatabaseUrl, login, registerUser, TEST_SIGNING_KEY, type BuildOptions, sleep } from '../helper.js'
+import { build, freshDatabaseUrl, login, registerUser, revocationsReader, TEST_SIGNING_KEY, type BuildOptions, sleep } from '../helper.js'
 import { generateSigningKey, type SigningKey } from '../../keys.js'
 
 const ISSUER = 'auth-service'
@@ -36,6 +36,12 @@ function withKeys (databaseUrl: string, active: SigningKey, stillVerifying: Sign
       ...(stillVerifying.length > 0 ? { JWT_VERIFY_KEYS: stillVerifying.map((key) => key.publicKeyPem).join('\n') } : {})
     }
   }
+}
+
+/** What a consumer reads the revocation feed with: a service client granted `revocations:read`. */
+async function feedCredentials (app: FastifyInstance, url: string) {
+  const reader = await revocationsReader(app)
+  return createClientCredentials({ tokenUrl: `${url}/oauth/token`, clientId: reader.clientId, clientSecret: reader.clientSecret })
 }
 
 async function jwksFetches (app: FastifyInstance): Promise<number> {
@@ -105,44 +111,75 @@ t.test('key rotation: old tokens keep verifying, new kids are fetched, removed k
   t.ok(await jwksFetches(retired.app) >= 1, 'the retired-key service was asked for its key set')
 })
 
-t.test('a logged-out session\'s unexpired token is refused within one poll interval', async (t) => {
+t.test('through the stream, a logged-out session\'s unexpired token is refused within a second', async (t) => {
   const { app, url } = await startService(t)
-  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsPollIntervalMs: 200 })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url), revocationsPollIntervalMs: 60_000 })
   await verifier.ready()
   const user = await registerUser(app)
   const other = await login(app, user)
   await verifier.verify(user.token)
   await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
-  await sleep(350)
+  const loggedOutAt = Date.now()
+  while (await verifier.verify(user.token).then(() => true, () => false)) await sleep(10)
+  const delay = Date.now() - loggedOutAt
+  t.ok(delay < 1000, `refused ${delay} ms after the logout's answer, with no poll in that time`)
   await t.rejects(verifier.verify(user.token), TokenRevokedError)
   t.match(await verifier.verify(other.token), { sid: other.sessionId }, 'the user\'s other session is unaffected')
+})
+
+t.test('polling only (no stream): a logged-out session\'s unexpired token is refused within one poll interval', async (t) => {
+  const { app, url } = await startService(t)
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url), revocationsStream: false, revocationsPollIntervalMs: 200 })
+  await verifier.ready()
+  const user = await registerUser(app)
+  await verifier.verify(user.token)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(350)
+  await t.rejects(verifier.verify(user.token), TokenRevokedError)
+})
+
+t.test('while the stream is refused (the replica is full), the verifier polls the feed instead', async (t) => {
+  const { app, url } = await startService(t, { env: { REVOCATION_STREAMS_MAX: '1' } })
+  const occupant = await revocationsReader(app)
+  const held = new AbortController()
+  t.teardown(() => held.abort())
+  const occupied = await fetch(`${url}/revocations/stream`, { headers: occupant.headers, signal: held.signal })
+  t.equal(occupied.status, 200, 'another client holds the only stream')
+  const errors: unknown[] = []
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url), revocationsPollIntervalMs: 200, onError: (error) => errors.push(error) })
+  await verifier.ready()
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(500)
+  await t.rejects(verifier.verify(user.token), TokenRevokedError, 'refused from a poll')
+  t.match(String(errors[0]), /revocation stream answered 503/, 'the refused stream was reported')
+  t.notOk(verifier.revocationStatus().stale, 'polls keep the state current')
 })
 
 t.test('a verifier started after a revocation knows about it from its first poll', async (t) => {
   const { app, url } = await startService(t)
   const user = await registerUser(app)
   await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
-  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations` })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url) })
   await verifier.ready()
   await t.rejects(verifier.verify(user.token), TokenRevokedError)
 })
 
 t.test('a verifier whose cursor is ahead of the feed (the database was restored) reads the feed again from the start', async (t) => {
-  const before = await startService(t)
-  const verifier = verifierFor(t, before.url, { revocationsUrl: `${before.url}/revocations`, revocationsPollIntervalMs: 200 })
+  const { app, url } = await startService(t, { env: { REVOCATION_SYNC_INTERVAL_MS: '100' } })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url), revocationsPollIntervalMs: 200 })
   for (let i = 0; i < 3; i++) {
-    const user = await registerUser(before.app)
-    await before.app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+    const user = await registerUser(app)
+    await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
   }
   await verifier.ready()
   await sleep(300)
-  const port = (before.app.server.address() as AddressInfo).port
-  await before.app.close()
-  // The same address now serves a feed that has not reached the verifier's cursor.
-  const { app: restored } = await startService(t, {}, port)
-  const user = await registerUser(restored)
-  await restored.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
-  await sleep(500)
+  // A restore from a backup taken before those revocations: the feed is now behind the verifier's cursor.
+  await app.mongo.db!.collection('revocations').deleteMany({})
+  await sleep(300)
+  const user = await registerUser(app)
+  await app.inject({ method: 'POST', url: '/logout', payload: { refreshToken: user.refreshToken } })
+  await sleep(800)
   await t.rejects(verifier.verify(user.token), TokenRevokedError, 'the restored feed\'s revocation is known')
 })
 
@@ -211,7 +248,7 @@ t.test('the Fastify plugin: header or (opt-in) query token, 401 shapes, 503 with
 })
 
 t.test('service clients\' tokens: refused unless the consumer accepts them; then typed as a client\'s, with their scopes', async (t) => {
-  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com', REVOCATION_SYNC_INTERVAL_MS: '100' } })
   const admin = await registerUser(app, { email: 'ops@example.com' })
   await app.usersRepository.markEmailVerified(admin.id, 'ops@example.com')
   const adminToken = (await login(app, admin)).token
@@ -227,7 +264,7 @@ t.test('service clients\' tokens: refused unless the consumer accepts them; then
 })
 
 t.test('the Fastify plugin\'s guards: requireRoles for users\' roles, requireScopes for clients\' scopes', async (t) => {
-  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com', REVOCATION_SYNC_INTERVAL_MS: '100' } })
   const consumer = Fastify()
   t.teardown(() => consumer.close())
   await consumer.register(authVerify, { issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${url}/.well-known/jwks.json`, acceptClientTokens: true })
@@ -269,7 +306,7 @@ t.test('a verifier that stops hearing from the feed refuses every token after th
   const service = await startService(t, { env: { MONGODB_URL: databaseUrl } })
   const port = (service.app.server.address() as AddressInfo).port
   const user = await registerUser(service.app)
-  const verifier = verifierFor(t, service.url, { revocationsUrl: `${service.url}/revocations`, revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 400 })
+  const verifier = verifierFor(t, service.url, { revocationsUrl: `${service.url}/revocations`, revocationsCredentials: await feedCredentials(service.app, service.url), revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 400 })
   await verifier.ready()
   t.match(await verifier.verify(user.token), { sub: user.id })
   t.ok(verifier.revocationStatus().lagMs < 400)
@@ -297,7 +334,7 @@ t.test('the Fastify plugin: registration fails without the feed; a stale state a
   const consumer = Fastify()
   t.teardown(() => consumer.close())
   await consumer.register(authVerify, {
-    issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${service.url}/.well-known/jwks.json`, revocationsUrl: `${service.url}/revocations`, revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 300
+    issuer: ISSUER, audience: AUDIENCE, jwksUrl: `${service.url}/.well-known/jwks.json`, revocationsUrl: `${service.url}/revocations`, revocationsCredentials: await feedCredentials(service.app, service.url), revocationsPollIntervalMs: 100, revocationsStalenessBoundMs: 300
   })
   consumer.get('/me', { preHandler: consumer.authenticate }, async (request) => ({ sub: request.auth?.sub }))
   const headers = { authorization: `Bearer ${user.token}` }
@@ -310,8 +347,8 @@ t.test('the Fastify plugin: registration fails without the feed; a stale state a
 })
 
 t.test('a user-wide revocation (a disabled user) refuses every token of the user issued before it, and later ones pass', async (t) => {
-  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com' } })
-  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsPollIntervalMs: 100 })
+  const { app, url } = await startService(t, { env: { ADMIN_EMAILS: 'ops@example.com', REVOCATION_SYNC_INTERVAL_MS: '100' } })
+  const verifier = verifierFor(t, url, { revocationsUrl: `${url}/revocations`, revocationsCredentials: await feedCredentials(app, url), revocationsPollIntervalMs: 100 })
   await verifier.ready()
   const admin = await registerUser(app, { email: 'ops@example.com' })
   await app.usersRepository.markEmailVerified(admin.id, 'ops@example.com')

@@ -43,7 +43,7 @@ function unauthorized (reply: FastifyReply, code: string, message: string) {
 async function authVerifyPlugin (fastify: FastifyInstance, options: AuthVerifyPluginOptions) {
   const verifier = createVerifier({
     ...options,
-    onError: options.onError ?? ((error) => fastify.log.warn({ err: error }, 'auth revocation feed poll failed'))
+    onError: options.onError ?? ((error) => fastify.log.warn({ err: error }, 'following the auth service\'s revocation feed failed'))
   })
   fastify.decorate('accessTokenVerifier', verifier)
   fastify.decorateRequest('auth', null)

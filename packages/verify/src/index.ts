@@ -1,3 +1,4 @@
+import { createParser } from 'eventsource-parser'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose'
 import {
   AlgorithmNotAllowedError, BadSignatureError, InvalidClaimsError, JwksUnavailableError, MalformedTokenError,
@@ -74,10 +75,25 @@ export interface VerifierOptions {
   jwksRefetchIntervalMs?: number
   /** The key set is refetched when older than this, which bounds how long a removed key is still trusted. Default 300 000. */
   jwksMaxAgeMs?: number
-  /** e.g. `http://auth:3000/revocations`: when set, a background poll refuses tokens of revoked sessions. */
+  /**
+   * e.g. `http://auth:3000/revocations`: when set, the verifier refuses tokens
+   * of revoked sessions and users, as it hears of them from the feed's stream
+   * (`/revocations/stream`, within a second), or by polling the feed while the
+   * stream is down.
+   */
   revocationsUrl?: string | URL
-  /** How often the revocation feed is polled, in ms. Default 5000. */
+  /**
+   * How the verifier authenticates to the feed, which needs a service
+   * client's token with the scope `revocations:read`: e.g.
+   * `createClientCredentials({ tokenUrl, clientId, clientSecret })`.
+   */
+  revocationsCredentials?: TokenSource
+  /** Listen to the stream (default true); false: poll only. */
+  revocationsStream?: boolean
+  /** How often the feed is polled while the stream is down (and how long before the stream is retried), in ms. Default 5000. */
   revocationsPollIntervalMs?: number
+  /** A stream that sends nothing (no entry, no heartbeat: the service sends one every 15 s) for this long is dropped and retried. Default 20 000. */
+  revocationsStreamIdleTimeoutMs?: number
   /**
    * With a revocation feed: how long the verifier may go without a successful
    * read of it before it refuses every token (`REVOCATION_STATE_STALE`)
@@ -85,7 +101,7 @@ export interface VerifierOptions {
    * tokens again, by itself, after the next successful read. Default 30 000.
    */
   revocationsStalenessBoundMs?: number
-  /** Called with background errors (a failed poll); the poll goes on. Default: ignore. */
+  /** Called with background errors (a failed poll, a dropped stream); following the feed goes on. Default: ignore. */
   onError?: (error: unknown) => void
 }
 
@@ -98,9 +114,9 @@ export interface Verifier {
    * accepting tokens it cannot check. Polling goes on either way.
    */
   ready: () => Promise<void>
-  /** How current the revocation state is: the last successful read of the feed, and whether it is older than the staleness bound. */
+  /** How current the revocation state is: when the feed was last heard from (an entry, a heartbeat, a poll), and whether that is older than the staleness bound. */
   revocationStatus: () => { lastReadAt: number | null, lagMs: number, stale: boolean }
-  /** Stops the background poll. */
+  /** Stops following the feed. */
   close: () => void
 }
 
@@ -125,28 +141,82 @@ function toVerificationError (error: unknown): VerificationError {
   return new JwksUnavailableError({ cause: error })
 }
 
-interface RevocationsPage {
+interface RevocationEntry {
   /** A revoked session (`sid`), or every token of a user issued before `notBefore` (`sub`). */
-  revoked: Array<{ sid?: string, sub?: string, notBefore?: string, expiresAt: string }>
+  sid?: string
+  sub?: string
+  notBefore?: string
+  expiresAt: string
+}
+
+interface RevocationsPage {
+  revoked: RevocationEntry[]
   cursor: string
   hasMore: boolean
 }
 
-/** Polls the revocation feed and remembers revoked sessions until their last access token has expired. */
-function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: number, onError: (error: unknown) => void) {
+/** Something that hands out a bearer token for the feed: a `createClientCredentials` client with the scope `revocations:read`. */
+export interface TokenSource {
+  token: () => Promise<string>
+}
+
+interface RevocationListOptions {
+  url: URL
+  credentials: TokenSource | undefined
+  useStream: boolean
+  pollIntervalMs: number
+  stalenessBoundMs: number
+  streamIdleTimeoutMs: number
+  onError: (error: unknown) => void
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms).unref() })
+
+/**
+ * Follows the revocation feed and remembers revoked sessions and users until
+ * their last access token has expired: reads the feed once, then listens to
+ * its stream (`<feed>/stream`, Server-Sent Events), and polls the feed
+ * while the stream is down. Anything heard from either (an entry, a
+ * heartbeat, an empty poll) counts as a successful read for the staleness bound.
+ */
+function createRevocationList (options: RevocationListOptions) {
   const revoked = new Map<string, number>()
   const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let cursor: string | undefined
-  let timer: NodeJS.Timeout | undefined
   let closed = false
   let lastReadAt: number | null = null
+  const stopStream = new AbortController()
+
+  async function authorization (): Promise<Record<string, string>> {
+    return options.credentials === undefined ? {} : { authorization: `Bearer ${await options.credentials.token()}` }
+  }
+
+  function apply (entry: RevocationEntry) {
+    if (entry.sid !== undefined) {
+      revoked.set(entry.sid, Date.parse(entry.expiresAt))
+    } else if (entry.sub !== undefined && entry.notBefore !== undefined) {
+      const notBefore = Date.parse(entry.notBefore)
+      const known = usersNotBefore.get(entry.sub)
+      if (known === undefined || known.notBefore < notBefore) usersNotBefore.set(entry.sub, { notBefore, expiresAt: Date.parse(entry.expiresAt) })
+    }
+  }
+
+  function heard () {
+    const now = Date.now()
+    // Forget what no longer matters, at most once a second.
+    if (lastReadAt === null || now - lastReadAt >= 1000) {
+      for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)
+      for (const [sub, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(sub)
+    }
+    lastReadAt = now
+  }
 
   async function poll () {
     // Read on while the feed says more is waiting.
     for (;;) {
-      const pageUrl = new URL(url)
+      const pageUrl = new URL(options.url)
       if (cursor !== undefined) pageUrl.searchParams.set('since', cursor)
-      const response = await fetch(pageUrl, { signal: AbortSignal.timeout(5000) })
+      const response = await fetch(pageUrl, { headers: await authorization(), signal: AbortSignal.timeout(5000) })
       if (response.status === 400 && cursor !== undefined && (await response.json() as { code?: unknown }).code === 'INVALID_CURSOR') {
         // The feed is behind our cursor (its database was restored): read it whole again.
         cursor = undefined
@@ -154,37 +224,84 @@ function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: n
       }
       if (!response.ok) throw new Error(`revocation feed answered ${response.status}`)
       const page = await response.json() as RevocationsPage
-      for (const entry of page.revoked) {
-        if (entry.sid !== undefined) {
-          revoked.set(entry.sid, Date.parse(entry.expiresAt))
-        } else if (entry.sub !== undefined && entry.notBefore !== undefined) {
-          const notBefore = Date.parse(entry.notBefore)
-          const known = usersNotBefore.get(entry.sub)
-          if (known === undefined || known.notBefore < notBefore) usersNotBefore.set(entry.sub, { notBefore, expiresAt: Date.parse(entry.expiresAt) })
-        }
-      }
+      for (const entry of page.revoked) apply(entry)
       cursor = page.cursor
       if (!page.hasMore) break
     }
-    const now = Date.now()
-    for (const [sid, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sid)
-    for (const [sub, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(sub)
-    lastReadAt = now
+    heard()
   }
 
-  function schedule () {
-    if (closed) return
-    timer = setTimeout(() => { poll().catch(onError).finally(schedule) }, intervalMs)
-    timer.unref()
+  /** One connection to the stream, until it ends or goes quiet; whether anything was heard on it. */
+  async function listen (): Promise<boolean> {
+    const streamUrl = new URL(`${options.url.pathname.replace(/\/$/, '')}/stream`, options.url)
+    if (cursor !== undefined) streamUrl.searchParams.set('since', cursor)
+    const idle = new AbortController()
+    const signal = AbortSignal.any([idle.signal, stopStream.signal])
+    const response = await fetch(streamUrl, { headers: { ...await authorization(), accept: 'text/event-stream' }, signal })
+    if (response.status === 400 && cursor !== undefined && (await response.json() as { code?: unknown }).code === 'INVALID_CURSOR') {
+      cursor = undefined
+      return false
+    }
+    if (!response.ok || response.body === null) {
+      await response.body?.cancel()
+      throw new Error(`revocation stream answered ${response.status}`)
+    }
+    // A stream that goes quiet (no entry, no heartbeat) is dropped, and the feed polled instead.
+    let idleTimer = setTimeout(() => idle.abort(), options.streamIdleTimeoutMs)
+    let received = false
+    const parser = createParser({
+      onEvent (message) {
+        if (message.event !== 'revoked') return
+        apply(JSON.parse(message.data) as RevocationEntry)
+        if (message.id !== undefined) cursor = message.id
+      }
+    })
+    try {
+      for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
+        clearTimeout(idleTimer)
+        idleTimer = setTimeout(() => idle.abort(), options.streamIdleTimeoutMs)
+        parser.feed(chunk)
+        // Any chunk comes from a replica that reads the feed (it sends nothing else); a message cut in two completes with the next chunk.
+        received = true
+        heard()
+      }
+    } catch (error) {
+      if (!signal.aborted) throw error
+    } finally {
+      clearTimeout(idleTimer)
+    }
+    return received
   }
 
-  const first = poll().finally(schedule)
+  async function follow () {
+    // `closed` is set by close(), between the awaits below.
+    for (;;) {
+      if (closed) return
+      if (options.useStream) {
+        try {
+          // A stream that ended after it was heard from (its token expired, a replica stopped) is reopened at once.
+          if (await listen()) continue
+        } catch (error) {
+          if (closed) return
+          options.onError(error)
+        }
+      }
+      if (closed) return
+      await sleep(options.pollIntervalMs)
+      if (closed) return
+      // The stream is down (or not used): poll meanwhile.
+      await poll().catch(options.onError)
+    }
+  }
+
+  const first = poll()
   // Reported to onError here; ready() hands the same failure to whoever waits on it.
-  first.catch(onError)
+  first.catch(options.onError)
+  first.catch(() => undefined).finally(() => { follow().catch(options.onError) })
 
   function status () {
     const lagMs = lastReadAt === null ? Number.POSITIVE_INFINITY : Date.now() - lastReadAt
-    return { lastReadAt, lagMs, stale: lagMs > stalenessBoundMs }
+    return { lastReadAt, lagMs, stale: lagMs > options.stalenessBoundMs }
   }
 
   return {
@@ -198,7 +315,7 @@ function createRevocationList (url: URL, intervalMs: number, stalenessBoundMs: n
     },
     close () {
       closed = true
-      clearTimeout(timer)
+      stopStream.abort()
     }
   }
 }
@@ -225,7 +342,15 @@ export function createVerifier (options: VerifierOptions): Verifier {
   const onError = options.onError ?? (() => {})
   const revocations = options.revocationsUrl === undefined
     ? undefined
-    : createRevocationList(new URL(options.revocationsUrl), options.revocationsPollIntervalMs ?? 5000, options.revocationsStalenessBoundMs ?? 30_000, onError)
+    : createRevocationList({
+      url: new URL(options.revocationsUrl),
+      credentials: options.revocationsCredentials,
+      useStream: options.revocationsStream ?? true,
+      pollIntervalMs: options.revocationsPollIntervalMs ?? 5000,
+      stalenessBoundMs: options.revocationsStalenessBoundMs ?? 30_000,
+      streamIdleTimeoutMs: options.revocationsStreamIdleTimeoutMs ?? 20_000,
+      onError
+    })
 
   return {
     async verify (token: string): Promise<TokenClaims> {

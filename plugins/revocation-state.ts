@@ -36,6 +36,12 @@ declare module 'fastify' {
       assertCurrent: () => void
       /** When the last read succeeded (ms since the epoch; 0 before the first). */
       lastSyncAt: () => number
+      /**
+       * The still-relevant entries after `seq`, in feed order, as of the last
+       * read, and the seq that read reached: a stream replays from here, not
+       * from the database. Entries past `latestSeq` reach `subscribe`'s listeners.
+       */
+      revocationsAfter: (seq: number) => { revocations: RevocationRecord[], latestSeq: number }
       /** Calls `listener` after every successful read, until the returned function is called. */
       subscribe: (listener: RevocationStateListener) => () => void
       /** Reads the feed now (tests; a replica's own revocations). */
@@ -51,6 +57,8 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   /** User-wide entries: the user id → the latest notBefore (ms) and until when it matters. */
   const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let clients = new Set<string>()
+  /** Every still-relevant entry read, in feed order. */
+  let log: RevocationRecord[] = []
   const listeners = new Set<RevocationStateListener>()
   let afterSeq = 0
   let lastSyncAt = 0
@@ -77,10 +85,12 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
         afterSeq = 0
         reset = true
         news.length = 0
+        log = []
         continue
       }
       for (const revocation of revocations) remember(revocation)
       news.push(...revocations)
+      log.push(...revocations)
       afterSeq = revocations.at(-1)?.seq ?? afterSeq
       if (revocations.length < PAGE_SIZE) break
     }
@@ -88,6 +98,7 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
     const now = Date.now()
     for (const [sessionId, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sessionId)
     for (const [userId, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(userId)
+    if (log.some((revocation) => revocation.expiresAt.getTime() <= now)) log = log.filter((revocation) => revocation.expiresAt.getTime() > now)
     lastSyncAt = now
     for (const listener of listeners) {
       try {
@@ -127,6 +138,18 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
       if (Date.now() - lastSyncAt > options.stalenessBoundMs) throw new RevocationStateStaleError()
     },
     lastSyncAt: () => lastSyncAt,
+    revocationsAfter (seq: number) {
+      // The log is in seq order: find the first entry after `seq` by bisection.
+      let low = 0
+      let high = log.length
+      while (low < high) {
+        const middle = (low + high) >>> 1
+        if (log[middle]!.seq <= seq) low = middle + 1
+        else high = middle
+      }
+      const now = Date.now()
+      return { revocations: log.slice(low).filter((revocation) => revocation.expiresAt.getTime() > now), latestSeq: afterSeq }
+    },
     subscribe (listener: RevocationStateListener) {
       listeners.add(listener)
       return () => { listeners.delete(listener) }

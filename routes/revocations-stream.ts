@@ -16,8 +16,6 @@ export interface RevocationStreamOptions {
   heartbeatMs: number
 }
 
-const PAGE_SIZE = 1000
-
 /**
  * Writes a stream's chunks, unless the reader has let this many bytes pile up
  * past what the socket took: then it is dropped (`onTooSlow`), not buffered
@@ -40,9 +38,9 @@ export function createChunkWriter (destination: Writable, onTooSlow: () => void,
  * GET /revocations/stream: the revocation feed pushed as Server-Sent Events.
  * Each replica's revocation state tails the feed in the database (FerretDB
  * has no change streams), so a stream on any replica carries revocations
- * made on every one. A stream first replays the feed after its cursor, then
- * goes live; it is gapless because it listens before it replays and drops
- * what it already sent by seq.
+ * made on every one. A stream first replays, from that state, the entries
+ * after its cursor, then pushes what the state's next reads find; no stream
+ * costs a database read.
  */
 const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions> = async function revocationsStreamRoutes (fastify, options) {
   const open = new Set<() => void>()
@@ -65,31 +63,57 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
         401: ClientScopeUnauthorizedResponse,
         429: errorResponse('Too many requests from this address, or this client already has REVOCATION_STREAMS_PER_CLIENT streams open here.', ['RATE_LIMITED', 'TOO_MANY_STREAMS']),
         500: InternalErrorResponse,
-        503: errorResponse('The database is unreachable, this replica has not read the list of clients yet, or it serves as many streams as it can; retry shortly.', ['DATABASE_UNAVAILABLE', 'REVOCATION_STATE_UNAVAILABLE', 'STREAMS_FULL'])
+        503: errorResponse('This replica has not read the revocation state (or the list of clients) yet or for too long, the database is unreachable, or the replica serves as many streams as it can; retry shortly.', ['DATABASE_UNAVAILABLE', 'REVOCATION_STATE_UNAVAILABLE', 'REVOCATION_STATE_STALE', 'STREAMS_FULL'])
       }
     }
   }, async function revocationStream (request, reply) {
     const client = request.serviceClient!
     const since = request.query.since ?? request.headers['last-event-id']
     let sentSeq = since === undefined ? 0 : decodeCursor(since)
+    // A cursor another replica handed out may be a moment ahead of this one's state: read, then judge.
+    if (sentSeq > fastify.revocationState.revocationsAfter(sentSeq).latestSeq) await fastify.revocationState.sync()
+    const replay = fastify.revocationState.revocationsAfter(sentSeq)
+    // A cursor the feed has not reached (a restored database): the reader must start over.
+    if (sentSeq > replay.latestSeq) throw new InvalidCursorError()
 
     if (open.size >= options.maxStreams) throw new StreamsFullError()
     const clientStreams = openPerClient.get(client.client_id) ?? 0
     if (clientStreams >= options.maxStreamsPerClient) throw new TooManyStreamsError()
+    openPerClient.set(client.client_id, clientStreams + 1)
+    open.add(end)
+    let ended = false
 
-    // Listen first, so nothing recorded while the replay reads is missed.
-    let replaying = true
-    const heard: RevocationRecord[] = []
+    const writeChunk = createChunkWriter(reply.raw, () => {
+      request.log.info({ clientId: client.client_id }, 'revocation stream dropped: the reader is too slow')
+      end()
+    })
+    function write (chunk: string) {
+      if (ended) return
+      reply.sse.sendHeaders()
+      writeChunk(chunk)
+    }
+
+    function push (revocations: RevocationRecord[]) {
+      let chunk = ''
+      for (const revocation of revocations) {
+        if (revocation.seq <= sentSeq) continue
+        sentSeq = revocation.seq
+        chunk += `event: revoked\nid: ${encodeCursor(revocation.seq)}\ndata: ${JSON.stringify(toFeedEntry(revocation))}\n\n`
+      }
+      if (chunk !== '') write(chunk)
+    }
+
+    // The replay comes from this replica's state, and what its next reads find
+    // comes to the listener: taken in one go, with nothing read in between, so
+    // nothing falls between them.
+    push(replay.revocations)
+    sentSeq = Math.max(sentSeq, replay.latestSeq)
     const unsubscribe = fastify.revocationState.subscribe(({ revocations, reset }) => {
       // Cursors handed out before a restore mean nothing now: the reader starts over.
       if (reset) return end()
       if (!fastify.revocationState.clientExists(client.client_id)) return end()
-      if (replaying) heard.push(...revocations)
-      else push(revocations)
+      push(revocations)
     })
-    openPerClient.set(client.client_id, clientStreams + 1)
-    open.add(end)
-    let ended = false
     const heartbeat = setInterval(() => {
       // Only while this replica reads the feed: a heartbeat vouches that nothing was missed.
       if (Date.now() - fastify.revocationState.lastSyncAt() < options.heartbeatMs) write(': heartbeat\n\n')
@@ -116,46 +140,8 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
       request.raw.socket?.destroySoon()
     }
 
-    const writeChunk = createChunkWriter(reply.raw, () => {
-      request.log.info({ clientId: client.client_id }, 'revocation stream dropped: the reader is too slow')
-      end()
-    })
-    function write (chunk: string) {
-      if (ended) return
-      reply.sse.sendHeaders()
-      writeChunk(chunk)
-    }
-
-    function push (revocations: RevocationRecord[]) {
-      let chunk = ''
-      for (const revocation of revocations) {
-        if (revocation.seq <= sentSeq) continue
-        sentSeq = revocation.seq
-        chunk += `event: revoked\nid: ${encodeCursor(revocation.seq)}\ndata: ${JSON.stringify(toFeedEntry(revocation))}\n\n`
-      }
-      if (chunk !== '') write(chunk)
-    }
-
-    try {
-      for (let first = true; ; first = false) {
-        const { revocations, latestSeq } = await fastify.sessionsRepository.listRevocations(sentSeq, PAGE_SIZE)
-        // A cursor the feed has not reached (a restored database): the reader must start over.
-        if (first && sentSeq > latestSeq) throw new InvalidCursorError()
-        push(revocations)
-        if (revocations.length < PAGE_SIZE) {
-          sentSeq = Math.max(sentSeq, latestSeq)
-          break
-        }
-      }
-    } catch (error) {
-      end()
-      throw error
-    }
     // The end of the replay: its cursor, so a reader that reconnects now does not replay again.
     write(`id: ${encodeCursor(sentSeq)}\n\n`)
-    replaying = false
-    push(heard)
-    heard.length = 0
     reply.sse.keepAlive()
   })
 
@@ -165,4 +151,4 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
   })
 }
 
-export default fp(revocationsStreamRoutes, { name: 'revocations-stream-routes', encapsulate: true, dependencies: ['sessions-repository', 'revocation-state', 'client-scopes', '@fastify/sse'] })
+export default fp(revocationsStreamRoutes, { name: 'revocations-stream-routes', encapsulate: true, dependencies: ['revocation-state', 'client-scopes', '@fastify/sse'] })

@@ -130,6 +130,14 @@ t.test('two replicas: a logout on one reaches a stream on the other within a sec
   }
   t.ok(Math.max(...delays) < 1000, `every logout pushed by the other replica within a second (${delays.join(', ')} ms)`)
 
+  // A cursor from the first replica's feed, a moment ahead of the second's state: accepted, not a 400.
+  const latecomer = await registerUser(first)
+  await first.inject({ method: 'POST', url: '/logout', payload: { refreshToken: latecomer.refreshToken } })
+  const cursor = (await first.inject({ method: 'GET', url: '/revocations', headers: reader.headers })).json().cursor
+  const resumed = await openStream(base, { ...reader.headers, 'last-event-id': cursor })
+  t.equal(resumed.response.status, 200, 'a cursor the other replica just handed out')
+  await resumed.close()
+
   const reset = await registerUser(first)
   await first.inject({ method: 'POST', url: '/password/forgot', payload: { email: reset.email } })
   const admin = await registerUser(first, { email: 'ops@example.com' })

@@ -3177,7 +3177,7 @@ export interface paths {
                         "text/event-stream": components["schemas"]["Error"];
                     };
                 };
-                /** @description The database is unreachable, this replica has not read the list of clients yet, or it serves as many streams as it can; retry shortly. Codes: `DATABASE_UNAVAILABLE`, `REVOCATION_STATE_UNAVAILABLE`, `STREAMS_FULL`. */
+                /** @description This replica has not read the revocation state (or the list of clients) yet or for too long, the database is unreachable, or the replica serves as many streams as it can; retry shortly. Codes: `DATABASE_UNAVAILABLE`, `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`, `STREAMS_FULL`. */
                 503: {
                     headers: {
                         [name: string]: unknown;

@@ -9,6 +9,7 @@ import {
   UserListQuerySchema, UserListResponseSchema, UserParamsSchema, UserPatchSchema, type AdminUser
 } from '../schemas/admin.js'
 import type { ClientRecord } from '../plugins/clients-repository.js'
+import { sendNoContent } from './no-content.js'
 
 const security = [{ bearerAuth: [] }]
 
@@ -124,7 +125,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ clientSecretOverlapSeconds: numbe
     const target = await userOf(request.params.id)
     const revoked = await fastify.removeAccount(target)
     fastify.recordAuthEvent(request, { event: 'admin', outcome: 'user_deleted', actorId: request.user.sub, userId: target.id, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.delete('/users/:id/sessions', {
@@ -139,7 +140,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ clientSecretOverlapSeconds: numbe
     const target = await userOf(request.params.id)
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(target.id, 'sessions_revoked_by_admin')
     fastify.recordAuthEvent(request, { event: 'admin', outcome: 'sessions_revoked', actorId: request.user.sub, userId: target.id, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.post('/clients', {
@@ -193,7 +194,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<{ clientSecretOverlapSeconds: numbe
   }, async function deleteClient (request, reply) {
     if (!await fastify.clientsRepository.delete(request.params.id)) throw new ClientNotFoundError()
     fastify.recordAuthEvent(request, { event: 'admin', outcome: 'client_deleted', actorId: request.user.sub, clientId: request.params.id })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 }
 

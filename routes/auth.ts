@@ -9,6 +9,7 @@ import type { UserRecord } from '../plugins/users-repository.js'
 import { CredentialsSchema, LoginResponseSchema, LogoutBodySchema, RefreshTokenBodySchema, SignupResponseSchema, type LoginResponse } from '../schemas/auth.js'
 import { BadRequestResponse, BodyRouteResponses, TooManyRequestsResponse, errorResponse } from '../schemas/common.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
+import { sendNoContent } from './no-content.js'
 
 // The per-IP limit of @fastify/rate-limit, with the configured max and window.
 const rateLimited = { rateLimit: {} }
@@ -213,7 +214,7 @@ const authRoutes: FastifyPluginAsyncTypebox<{ requireEmailVerification: boolean 
     if (sessionId !== null && await fastify.sessionsRepository.revoke(sessionId, 'logout')) {
       fastify.recordAuthEvent(request, { event: 'logout', outcome: 'success', sessionId })
     }
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 }
 

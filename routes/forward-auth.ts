@@ -3,6 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { SessionRevokedError, TokenInvalidError, TokenMissingError } from '../errors.js'
 import { bearerToken, isClientToken, type TokenClaims } from '../plugins/jwt.js'
 import { InternalErrorResponse, errorResponse } from '../schemas/common.js'
+import { sendNoContent } from './no-content.js'
 
 /**
  * GET /auth/verify, the forward-auth check of a gateway (nginx auth_request,
@@ -55,7 +56,7 @@ const forwardAuthRoutes: FastifyPluginAsyncTypebox = async function forwardAuthR
     let headers = identityHeaders.get(claims)
     if (headers === undefined) identityHeaders.set(claims, headers = identityOf(claims))
     reply.headers(headers)
-    reply.code(204).send(null)
+    sendNoContent(reply)
   })
 }
 

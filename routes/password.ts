@@ -6,6 +6,7 @@ import { BadRequestResponse, BodyRouteResponses, errorResponse } from '../schema
 import { AcceptedResponseSchema, EmailRequestBodySchema, ResetPasswordBodySchema } from '../schemas/email.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
 import { nextWholeSecond } from '../plugins/sessions/revocation-feed.js'
+import { sendNoContent } from './no-content.js'
 
 const FORGOT_ANSWER = 'If an account has this address, a message with a reset code is on its way.'
 
@@ -94,7 +95,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes 
     await fastify.emailCodes.revokeOfUser(user.id, ['password_reset'])
     await fastify.accountMessages.notifyPasswordChanged(user.email)
     fastify.recordAuthEvent(request, { event: 'password_reset', outcome: 'success', userId: user.id, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 }
 

@@ -15,6 +15,7 @@ import {
 import { AcceptedResponseSchema, ChangeEmailBodySchema } from '../schemas/email.js'
 import { DeleteAccountBodySchema } from '../schemas/admin.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
+import { sendNoContent } from './no-content.js'
 
 const security: Array<Record<string, string[]>> = [{ bearerAuth: [] }, { queryToken: [] }]
 // A token in a URL must never authorise a change: writes take the header only.
@@ -150,7 +151,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     if (await fastify.sessionsRepository.revoke(session.id, 'session_deleted')) {
       fastify.recordAuthEvent(request, { event: 'session_revoked', outcome: 'by_user', userId: request.user.sub, sessionId: session.id })
     }
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.delete('/sessions', {
@@ -169,7 +170,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
   }, async function deleteAllSessions (request, reply) {
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(request.user.sub, 'all_sessions_deleted')
     fastify.recordAuthEvent(request, { event: 'session_revoked', outcome: 'by_user', userId: request.user.sub, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.put('/password', {
@@ -200,7 +201,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     const revoked = await fastify.sessionsRepository.revokeAllOfUser(userId, 'password_changed', { exceptSessionId: sessionId, keepCredentialsVersion: credentialsVersion })
     await fastify.accountMessages.notifyPasswordChanged(user.email)
     fastify.recordAuthEvent(request, { event: 'password_change', outcome: 'success', userId, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.delete('/', {
@@ -228,7 +229,7 @@ const userRoutes: FastifyPluginAsyncTypebox = async function userRoutes (fastify
     const user = await userWithPassword(request, reply, request.body.password, 'account_deletion')
     const revoked = await fastify.removeAccount(user)
     fastify.recordAuthEvent(request, { event: 'account_deletion', outcome: 'success', userId, revokedSessions: revoked })
-    return reply.code(204).send(null)
+    return sendNoContent(reply)
   })
 
   fastify.put('/email', {

@@ -104,10 +104,8 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
     }
 
     // The replay comes from this replica's state, and what its next reads find
-    // comes to the listener: taken in one go, with nothing read in between, so
-    // nothing falls between them.
-    push(replay.revocations)
-    sentSeq = Math.max(sentSeq, replay.latestSeq)
+    // comes to the listener: both taken in this one synchronous step, with no
+    // read in between, so nothing falls between them.
     const unsubscribe = fastify.revocationState.subscribe(({ revocations, reset }) => {
       // Cursors handed out before a restore mean nothing now: the reader starts over.
       if (reset) return end()
@@ -123,6 +121,11 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
     const expiry = setTimeout(end, Math.max(0, client.exp * 1000 - Date.now()))
     expiry.unref()
     reply.sse.onClose(end)
+    push(replay.revocations)
+    sentSeq = Math.max(sentSeq, replay.latestSeq)
+    // The end of the replay: its cursor, so a reader that reconnects now does not replay again.
+    write(`id: ${encodeCursor(sentSeq)}\n\n`)
+    reply.sse.keepAlive()
 
     function end () {
       if (ended) return
@@ -139,10 +142,6 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
       // the end is written, so a server closing does not wait on it.
       request.raw.socket?.destroySoon()
     }
-
-    // The end of the replay: its cursor, so a reader that reconnects now does not replay again.
-    write(`id: ${encodeCursor(sentSeq)}\n\n`)
-    reply.sse.keepAlive()
   })
 
   // Streams never end on their own: close them, so the server's close does not wait for them.

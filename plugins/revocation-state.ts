@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { Gauge } from 'prom-client'
 import type { FastifyInstance } from 'fastify'
 import { RevocationStateStaleError, RevocationStateUnavailableError } from '../errors.js'
 import type { RevocationRecord } from './sessions/revocation-feed.js'
@@ -126,6 +127,15 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   }, options.syncIntervalMs)
   timer.unref()
 
+  // Past REVOCATION_STALENESS_BOUND_SECONDS the replica's own checks refuse every token: alert well before.
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'revocation_state_lag_seconds',
+    help: 'Time since this replica last read the revocation feed (+Inf before the first read).',
+    registers: [fastify.metricsRegistry],
+    collect () { this.set(lastSyncAt === 0 ? Number.POSITIVE_INFINITY : (Date.now() - lastSyncAt) / 1000) }
+  })
+
   fastify.decorate('revocationState', {
     isRevoked (claims: { sid: string, sub: string, iat: number }) {
       if (revoked.has(claims.sid)) return true
@@ -166,4 +176,4 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   })
 }
 
-export default fp(revocationStatePlugin, { name: 'revocation-state', fastify: '5.x', dependencies: ['sessions-repository', 'clients-repository'] })
+export default fp(revocationStatePlugin, { name: 'revocation-state', fastify: '5.x', dependencies: ['sessions-repository', 'clients-repository', 'metrics'] })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Writable } from 'node:stream'
+import { Counter, Gauge } from 'prom-client'
 import { InvalidCursorError, StreamsFullError, TooManyStreamsError } from '../errors.js'
 import type { RevocationRecord } from '../plugins/sessions/revocation-feed.js'
 import { ClientScopeUnauthorizedResponse, InternalErrorResponse, errorResponse } from '../schemas/common.js'
@@ -45,6 +46,10 @@ export function createChunkWriter (destination: Writable, onTooSlow: () => void,
 const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions> = async function revocationsStreamRoutes (fastify, options) {
   const open = new Set<() => void>()
   const openPerClient = new Map<string, number>()
+  const registers = [fastify.metricsRegistry]
+  // eslint-disable-next-line no-new
+  new Gauge({ name: 'revocation_streams_open', help: 'Revocation streams this replica serves now.', registers, collect () { this.set(open.size) } })
+  const dropped = new Counter({ name: 'revocation_streams_dropped_total', help: 'Revocation streams ended because their reader did not keep up.', registers })
 
   fastify.get('/revocations/stream', {
     onRequest: fastify.requireClientScope('revocations:read'),
@@ -85,6 +90,7 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
 
     const writeChunk = createChunkWriter(reply.raw, () => {
       request.log.info({ clientId: client.client_id }, 'revocation stream dropped: the reader is too slow')
+      dropped.inc()
       end()
     })
     function write (chunk: string) {
@@ -150,4 +156,4 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
   })
 }
 
-export default fp(revocationsStreamRoutes, { name: 'revocations-stream-routes', encapsulate: true, dependencies: ['revocation-state', 'client-scopes', '@fastify/sse'] })
+export default fp(revocationsStreamRoutes, { name: 'revocations-stream-routes', encapsulate: true, dependencies: ['revocation-state', 'client-scopes', '@fastify/sse', 'metrics'] })

@@ -184,6 +184,8 @@ t.test('caps: streams per client (429) and per replica (503); a closed stream fr
   await sleep(200)
   const again = await openStream(base, reader.headers)
   t.equal(again.response.status, 200, 'after one closed, the client opens another')
+  t.match(await app.metricsRegistry.getSingleMetricAsString('revocation_streams_open'), /^revocation_streams_open 3$/m, 'the open streams are a metric')
+  t.match(await app.metricsRegistry.getSingleMetricAsString('revocation_state_lag_seconds'), /^revocation_state_lag_seconds 0(\.\d+)?$/m, 'and so is how old the replica\'s revocation state is')
   await Promise.all([two.close(), four.close(), again.close()])
 })
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { InsufficientScopeError, TokenInvalidError, TokenMissingError } from '../errors.js'
-import { bearerToken, isClientToken, type ClientTokenClaims } from './jwt.js'
+import { InsufficientScopeError, TokenInvalidError } from '../errors.js'
+import { isClientToken, type ClientTokenClaims } from './jwt.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,11 +23,7 @@ async function clientScopesPlugin (fastify: FastifyInstance) {
 
   fastify.decorate('requireClientScope', function requireClientScope (scope: string) {
     return async function hasClientScope (request: FastifyRequest) {
-      const header = request.headers.authorization
-      if (header === undefined) throw new TokenMissingError()
-      const token = bearerToken(header)
-      if (token === undefined) throw new TokenInvalidError()
-      const claims = fastify.verifyAnyToken(token)
+      const claims = fastify.verifyHeaderToken(request)
       if (!isClientToken(claims) || !claims.scope.split(' ').includes(scope)) throw new InsufficientScopeError(scope)
       // The client list is this replica's in-memory copy: without a current one, a deleted client cannot be told apart.
       fastify.revocationState.assertCurrent()

@@ -51,10 +51,16 @@ declare module 'fastify' {
     issueClientToken: (client: { clientId: string, scope: string, audience?: string }) => { token: string, expiresIn: number }
     /**
      * Verifies a token of either kind, a user's or a service client's (for
-     * introspection and the forward-auth check): its claims, or
+     * introspection): its claims, or
      * TokenExpiredError / TokenInvalidError. Through the same cache.
      */
     verifyAnyToken: (token: string) => TokenClaims
+    /**
+     * `verifyAnyToken` for the token of the Authorization header, the only
+     * place a gateway's check or a service client's read takes it from:
+     * TOKEN_MISSING without a header, TOKEN_INVALID for one that is no Bearer token.
+     */
+    verifyHeaderToken: (request: FastifyRequest) => TokenClaims
     /** The public keys that verify access tokens, as published at /.well-known/jwks.json. */
     jsonWebKeySet: { keys: PublicJwk[] }
   }
@@ -68,7 +74,7 @@ export type JwtPluginOptions = Config['jwt']
  * refuses it like any other malformed token, so no regular expression has to
  * run over the whole header.
  */
-export function bearerToken (header: string): string | undefined {
+function bearerToken (header: string): string | undefined {
   if (!header.startsWith('Bearer ') && (header.length < 8 || header.slice(0, 7).toLowerCase() !== 'bearer ')) return undefined
   let start = 7
   while (header.charCodeAt(start) === 32) start++
@@ -235,6 +241,14 @@ async function jwtPlugin (fastify: FastifyInstance, options: JwtPluginOptions) {
   }
 
   fastify.decorate('verifyAnyToken', (token: string) => verifyPresented(token))
+
+  fastify.decorate('verifyHeaderToken', function verifyHeaderToken (request: FastifyRequest) {
+    const header = request.headers.authorization
+    if (header === undefined) throw new TokenMissingError()
+    const token = bearerToken(header)
+    if (token === undefined) throw new TokenInvalidError()
+    return verifyPresented(token)
+  })
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
     const token = extractAccessToken(request)

@@ -1,11 +1,12 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { RateLimitedError, TooManyMessagesError, VerificationCodeInvalidError } from '../errors.js'
+import { RateLimitedError, VerificationCodeInvalidError } from '../errors.js'
 import type { CodeRecord } from '../plugins/email-codes.js'
 import { createdAtOf, type UserRecord } from '../plugins/users-repository.js'
 import { BadRequestResponse, BodyRouteResponses, errorResponse } from '../schemas/common.js'
-import { AcceptedResponseSchema, EmailRequestBodySchema, VerifyEmailBodySchema, VerifyEmailResponseSchema } from '../schemas/email.js'
+import { AcceptedResponseSchema, EmailRequestBodySchema, MessageRequestsLimitedResponse, VerifyEmailBodySchema, VerifyEmailResponseSchema } from '../schemas/email.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
+import { limitMessageRequests } from './message-requests.js'
 
 const VERIFICATION_ANSWER = 'If an account with this address is waiting for verification, a message with a code is on its way.'
 
@@ -24,18 +25,13 @@ const emailRoutes: FastifyPluginAsyncTypebox = async function emailRoutes (fasti
       response: {
         202: AcceptedResponseSchema,
         400: BadRequestResponse,
-        429: errorResponse('Too many requests from this client, or too many messages asked for this address (known or not); see Retry-After.', ['RATE_LIMITED']),
+        429: MessageRequestsLimitedResponse,
         ...BodyRouteResponses
       }
     }
   }, async function requestVerification (request, reply) {
     const { email } = request.body
-    const retryAfter = await fastify.messageRequests.count(email)
-    if (retryAfter > 0) {
-      fastify.recordAuthEvent(request, { event: 'email_verification_request', outcome: 'rate_limited' })
-      reply.header('retry-after', String(retryAfter))
-      throw new TooManyMessagesError()
-    }
+    await limitMessageRequests(fastify, request, reply, email, 'email_verification_request')
     const user = await fastify.usersRepository.findByEmail(email)
     if (user === null || user.emailVerified) {
       await fastify.emailCodes.imitateIssue()

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { SessionRevokedError, TokenInvalidError, TokenMissingError } from '../errors.js'
-import { bearerToken, isClientToken, type TokenClaims } from '../plugins/jwt.js'
+import { SessionRevokedError, TokenInvalidError } from '../errors.js'
+import { isClientToken, type TokenClaims } from '../plugins/jwt.js'
 import { InternalErrorResponse, errorResponse } from '../schemas/common.js'
 import { sendNoContent } from './no-content.js'
 
@@ -42,11 +42,7 @@ const forwardAuthRoutes: FastifyPluginAsyncTypebox = async function forwardAuthR
       }
     }
   }, function verify (request, reply) {
-    const header = request.headers.authorization
-    if (header === undefined) throw new TokenMissingError()
-    const token = bearerToken(header)
-    if (token === undefined) throw new TokenInvalidError()
-    const claims = fastify.verifyAnyToken(token)
+    const claims = fastify.verifyHeaderToken(request)
     fastify.revocationState.assertCurrent()
     if (isClientToken(claims)) {
       if (!fastify.revocationState.clientExists(claims.client_id)) throw new TokenInvalidError()

@@ -1,18 +1,14 @@
 import fp from 'fastify-plugin'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
-import { RateLimitedError, ResetCodeInvalidError, TooManyMessagesError } from '../errors.js'
+import { RateLimitedError, ResetCodeInvalidError } from '../errors.js'
 import { BadRequestResponse, BodyRouteResponses, errorResponse } from '../schemas/common.js'
-import { AcceptedResponseSchema, EmailRequestBodySchema, ResetPasswordBodySchema } from '../schemas/email.js'
+import { AcceptedResponseSchema, EmailRequestBodySchema, MessageRequestsLimitedResponse, ResetPasswordBodySchema } from '../schemas/email.js'
 import { consumes, normaliseEmail } from './normalise-email.js'
 import { nextWholeSecond } from '../plugins/sessions/revocation-feed.js'
 import { sendNoContent } from './no-content.js'
+import { limitMessageRequests } from './message-requests.js'
 
 const FORGOT_ANSWER = 'If an account has this address, a message with a reset code is on its way.'
-
-function retryLater (reply: FastifyReply, retryAfterSeconds: number) {
-  reply.header('retry-after', String(retryAfterSeconds))
-}
 
 /** Account recovery by email: a code (or a link) sent to the account's address sets a new password. */
 const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes (fastify) {
@@ -29,18 +25,13 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes 
       response: {
         202: AcceptedResponseSchema,
         400: BadRequestResponse,
-        429: errorResponse('Too many requests from this client, or too many messages asked for this address (known or not); see Retry-After.', ['RATE_LIMITED']),
+        429: MessageRequestsLimitedResponse,
         ...BodyRouteResponses
       }
     }
   }, async function forgotPassword (request, reply) {
     const { email } = request.body
-    const retryAfter = await fastify.messageRequests.count(email)
-    if (retryAfter > 0) {
-      fastify.recordAuthEvent(request, { event: 'password_reset_request', outcome: 'rate_limited' })
-      retryLater(reply, retryAfter)
-      throw new TooManyMessagesError()
-    }
+    await limitMessageRequests(fastify, request, reply, email, 'password_reset_request')
     const user = await fastify.usersRepository.findByEmail(email)
     if (user === null) {
       await fastify.emailCodes.imitateIssue()
@@ -73,7 +64,7 @@ const passwordRoutes: FastifyPluginAsyncTypebox = async function passwordRoutes 
     const attempt = 'email' in body ? await fastify.failedLogins.start(request, body.email) : undefined
     if (attempt !== undefined && attempt.retryAfterSeconds > 0) {
       fastify.recordAuthEvent(request, { event: 'password_reset', outcome: 'rate_limited' })
-      retryLater(reply, attempt.retryAfterSeconds)
+      reply.header('retry-after', String(attempt.retryAfterSeconds))
       throw new RateLimitedError()
     }
     const proof = 'token' in body ? { token: body.token } : { email: body.email, code: body.code }

@@ -75,9 +75,12 @@ const revocationsStreamRoutes: FastifyPluginAsyncTypebox<RevocationStreamOptions
     const client = request.serviceClient!
     const since = request.query.since ?? request.headers['last-event-id']
     let sentSeq = since === undefined ? 0 : decodeCursor(since)
+    let replay = fastify.revocationState.revocationsAfter(sentSeq)
     // A cursor another replica handed out may be a moment ahead of this one's state: read, then judge.
-    if (sentSeq > fastify.revocationState.revocationsAfter(sentSeq).latestSeq) await fastify.revocationState.sync()
-    const replay = fastify.revocationState.revocationsAfter(sentSeq)
+    if (sentSeq > replay.latestSeq) {
+      await fastify.revocationState.sync()
+      replay = fastify.revocationState.revocationsAfter(sentSeq)
+    }
     // A cursor the feed has not reached (a restored database): the reader must start over.
     if (sentSeq > replay.latestSeq) throw new InvalidCursorError()
 

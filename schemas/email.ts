@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { EmailSchema, PasswordSchema, PasswordToCheckSchema, UserSchema } from './common.js'
+import { EmailSchema, PasswordSchema, PasswordToCheckSchema, UserSchema, errorResponse } from './common.js'
 
 /** A code as typed: case, spaces and dashes do not matter (`abcd efgh` is `ABCD-EFGH`). */
 export const CodeSchema = Type.String({
@@ -48,3 +48,6 @@ export const ChangeEmailBodySchema = Type.Object({
   password: PasswordToCheckSchema
 }, { additionalProperties: false, title: 'ChangeEmail' })
 export type ChangeEmailBody = Static<typeof ChangeEmailBodySchema>
+
+/** The 429 of the endpoints that send a message to an address (reset, verification). */
+export const MessageRequestsLimitedResponse = errorResponse('Too many requests from this client, or too many messages asked for this address (known or not); see Retry-After.', ['RATE_LIMITED'])

@@ -10,8 +10,18 @@ export * from './errors.js'
 
 export type Algorithm = 'EdDSA' | 'ES256' | 'RS256'
 
+/** The claims every token the auth service signs carries (RFC 7519 4.1). */
+export interface RegisteredClaims {
+  jti: string
+  iat: number
+  exp: number
+  iss: string
+  aud: string | string[]
+  nbf?: number
+}
+
 /** The claims of an auth-service access token. */
-export interface AccessTokenClaims {
+export interface AccessTokenClaims extends RegisteredClaims {
   /** The user id. */
   sub: string
   email: string
@@ -21,30 +31,18 @@ export interface AccessTokenClaims {
   roles?: string[]
   /** The session id: what the revocation feed names. */
   sid: string
-  jti: string
-  iat: number
-  exp: number
-  iss: string
-  aud: string | string[]
-  nbf?: number
 }
 
 /**
  * A service client's token (client credentials, from the auth service's
  * POST /oauth/token): it names the client, not a user, and carries scopes.
  */
-export interface ClientTokenClaims {
+export interface ClientTokenClaims extends RegisteredClaims {
   /** The client id (also in `client_id`). */
   sub: string
   client_id: string
   /** Space-separated scopes. */
   scope: string
-  jti: string
-  iat: number
-  exp: number
-  iss: string
-  aud: string | string[]
-  nbf?: number
 }
 
 /** Either kind of token the auth service signs. */

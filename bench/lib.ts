@@ -138,7 +138,8 @@ export function benchSettings (defaults: { seconds: number, rounds: number }) {
     rounds: Number(env.BENCH_ROUNDS ?? defaults.rounds),
     connections: 50,
     algorithm: (env.BENCH_ALGORITHM ?? 'HS256') as BenchAlgorithm,
-    logLevel: env.BENCH_LOG_LEVEL ?? 'warn',
+    // The service's default, the level the ceilings, A/B and forward-auth goals are set at.
+    logLevel: env.BENCH_LOG_LEVEL ?? 'info',
     tokenIn: env.BENCH_TOKEN_IN === 'query' ? 'query' as const : 'header' as const
   }
 }

@@ -2887,7 +2887,7 @@ export interface paths {
         };
         /**
          * Forward-auth check for gateways: 204 with who the caller is, or 401
-         * @description Takes the access token from the Authorization header only (a user's or a service client's). 204 with X-Auth-Subject, and X-Auth-Email, X-Auth-Roles and X-Auth-Session-Id for a user, X-Auth-Scopes for a client. No database read: the revocation state is this replica's, at most REVOCATION_SYNC_INTERVAL_MS old.
+         * @description Takes the access token from the Authorization header only (a user's or a service client's). 204 with X-Auth-Subject, and X-Auth-Email, X-Auth-Roles and X-Auth-Session-Id for a user, X-Auth-Scopes for a client. No database read (but one for a service client created since this replica's last read): the revocation state is this replica's, at most REVOCATION_SYNC_INTERVAL_MS old.
          */
         get: {
             parameters: {
@@ -2923,7 +2923,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description This replica has not read the revocation state yet (just started, database down), or not for longer than REVOCATION_STALENESS_BOUND_SECONDS: it cannot vouch for a token. Codes: `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`. */
+                /** @description This replica has not read the revocation state yet (just started, database down), or not for longer than REVOCATION_STALENESS_BOUND_SECONDS: it cannot vouch for a token. Or the database is unreachable when a client this replica does not know yet must be looked up. Codes: `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`, `DATABASE_UNAVAILABLE`. */
                 503: {
                     headers: {
                         [name: string]: unknown;

@@ -27,7 +27,7 @@ async function clientScopesPlugin (fastify: FastifyInstance) {
       if (!isClientToken(claims) || !claims.scope.split(' ').includes(scope)) throw new InsufficientScopeError(scope)
       // The client list is this replica's in-memory copy: without a current one, a deleted client cannot be told apart.
       fastify.revocationState.assertCurrent()
-      if (!fastify.revocationState.clientExists(claims.client_id)) throw new TokenInvalidError()
+      if (!await fastify.revocationState.confirmClient(claims.client_id)) throw new TokenInvalidError()
       request.serviceClient = claims
     }
   })

@@ -26,7 +26,16 @@ declare module 'fastify' {
     revocationState: {
       /** Whether a user's token is revoked: its session, or its user from before the token was issued. */
       isRevoked: (claims: { sid: string, sub: string, iat: number }) => boolean
+      /** Whether this replica's list, as of its last read, holds the client. */
       clientExists: (clientId: string) => boolean
+      /**
+       * Whether the client exists: from the list, or, for a client the list
+       * lacks (one created since the last read, on any replica), from the
+       * database. A client found there joins the list; one not found is
+       * remembered as absent until the next read, so a deleted client's tokens
+       * cost one database read per read interval, not one per request.
+       */
+      confirmClient: (clientId: string) => Promise<boolean>
       /**
        * Throws unless the state can vouch for a token: 503
        * REVOCATION_STATE_UNAVAILABLE before the first read, 503
@@ -45,7 +54,11 @@ declare module 'fastify' {
       revocationsAfter: (seq: number) => { revocations: RevocationRecord[], latestSeq: number }
       /** Calls `listener` after every successful read, until the returned function is called. */
       subscribe: (listener: RevocationStateListener) => () => void
-      /** Reads the feed now (tests; a replica's own revocations). */
+      /**
+       * A read that starts after this call (one already under way may have
+       * passed what the caller just wrote): the current read's follow-up,
+       * shared by every caller that asks meanwhile.
+       */
       sync: () => Promise<void>
     }
   }
@@ -58,12 +71,15 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   /** User-wide entries: the user id → the latest notBefore (ms) and until when it matters. */
   const usersNotBefore = new Map<string, { notBefore: number, expiresAt: number }>()
   let clients = new Set<string>()
+  /** Clients the database did not hold when asked since the last read. */
+  let absentClients = new Set<string>()
   /** Every still-relevant entry read, in feed order. */
   let log: RevocationRecord[] = []
   const listeners = new Set<RevocationStateListener>()
   let afterSeq = 0
   let lastSyncAt = 0
   let running: Promise<void> | undefined
+  let next: Promise<void> | undefined
 
   function remember (revocation: RevocationRecord) {
     if (revocation.sessionId !== undefined) {
@@ -96,6 +112,7 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
       if (revocations.length < PAGE_SIZE) break
     }
     clients = new Set((await fastify.clientsRepository.list()).map((client) => client.id))
+    absentClients = new Set()
     const now = Date.now()
     for (const [sessionId, expiresAt] of revoked) if (expiresAt <= now) revoked.delete(sessionId)
     for (const [userId, entry] of usersNotBefore) if (entry.expiresAt <= now) usersNotBefore.delete(userId)
@@ -111,8 +128,26 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   }
 
   function sync (): Promise<void> {
-    running ??= read().finally(() => { running = undefined })
-    return running
+    if (running === undefined) {
+      running = read().finally(() => { running = undefined })
+      return running
+    }
+    next ??= running.catch(() => undefined).then(() => {
+      next = undefined
+      return sync()
+    })
+    return next
+  }
+
+  async function confirmClient (clientId: string): Promise<boolean> {
+    if (clients.has(clientId)) return true
+    if (absentClients.has(clientId)) return false
+    // A read that lands meanwhile replaces both sets: what this lookup found belongs to the ones it started with.
+    const [known, absent] = [clients, absentClients]
+    const exists = await fastify.clientsRepository.findById(clientId) !== null
+    if (exists) known.add(clientId)
+    else absent.add(clientId)
+    return exists
   }
 
   let failing = false
@@ -143,6 +178,7 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
       return user !== undefined && claims.iat * 1000 < user.notBefore
     },
     clientExists: (clientId: string) => clients.has(clientId),
+    confirmClient,
     assertCurrent () {
       if (lastSyncAt === 0) throw new RevocationStateUnavailableError()
       if (Date.now() - lastSyncAt > options.stalenessBoundMs) throw new RevocationStateStaleError()
@@ -172,6 +208,7 @@ async function revocationStatePlugin (fastify: FastifyInstance, options: { syncI
   fastify.addHook('onReady', async () => { await sync().catch(() => { /* the timer retries */ }) })
   fastify.addHook('onClose', async () => {
     clearInterval(timer)
+    await next?.catch(() => undefined)
     await running?.catch(() => undefined)
   })
 }

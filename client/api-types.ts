@@ -3087,7 +3087,7 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
-                /** @description The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet; retry later. Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`, `REVOCATION_STATE_UNAVAILABLE`. */
+                /** @description The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet or for too long; retry later. Codes: `DATABASE_UNAVAILABLE`, `FST_UNDER_PRESSURE`, `REVOCATION_STATE_UNAVAILABLE`, `REVOCATION_STATE_STALE`. */
                 503: {
                     headers: {
                         [name: string]: unknown;

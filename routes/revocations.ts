@@ -59,7 +59,7 @@ const revocationsRoutes: FastifyPluginAsyncTypebox = async function revocationsR
         401: ClientScopeUnauthorizedResponse,
         429: TooManyRequestsResponse,
         500: InternalErrorResponse,
-        503: errorResponse('The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet; retry later.', ['DATABASE_UNAVAILABLE', 'FST_UNDER_PRESSURE', 'REVOCATION_STATE_UNAVAILABLE'])
+        503: errorResponse('The database is unreachable, the service is overloaded, or this replica has not read the list of clients yet or for too long; retry later.', ['DATABASE_UNAVAILABLE', 'FST_UNDER_PRESSURE', 'REVOCATION_STATE_UNAVAILABLE', 'REVOCATION_STATE_STALE'])
       }
     }
   }, async function revocations (request, reply) {

@@ -209,17 +209,20 @@ function createRevocationList (options: RevocationListOptions) {
     lastReadAt = now
   }
 
+  /** Whether the feed refused our cursor as ahead of it (its database was restored): then the cursor is dropped, to read the feed whole again. */
+  async function droppedStaleCursor (response: Response): Promise<boolean> {
+    if (response.status !== 400 || cursor === undefined || (await response.json() as { code?: unknown }).code !== 'INVALID_CURSOR') return false
+    cursor = undefined
+    return true
+  }
+
   async function poll () {
     // Read on while the feed says more is waiting.
     for (;;) {
       const pageUrl = new URL(options.url)
       if (cursor !== undefined) pageUrl.searchParams.set('since', cursor)
       const response = await fetch(pageUrl, { headers: await authorization(), signal: AbortSignal.timeout(5000) })
-      if (response.status === 400 && cursor !== undefined && (await response.json() as { code?: unknown }).code === 'INVALID_CURSOR') {
-        // The feed is behind our cursor (its database was restored): read it whole again.
-        cursor = undefined
-        continue
-      }
+      if (await droppedStaleCursor(response)) continue
       if (!response.ok) throw new Error(`revocation feed answered ${response.status}`)
       const page = await response.json() as RevocationsPage
       for (const entry of page.revoked) apply(entry)
@@ -236,10 +239,7 @@ function createRevocationList (options: RevocationListOptions) {
     const idle = new AbortController()
     const signal = AbortSignal.any([idle.signal, stopStream.signal])
     const response = await fetch(streamUrl, { headers: { ...await authorization(), accept: 'text/event-stream' }, signal })
-    if (response.status === 400 && cursor !== undefined && (await response.json() as { code?: unknown }).code === 'INVALID_CURSOR') {
-      cursor = undefined
-      return false
-    }
+    if (await droppedStaleCursor(response)) return false
     if (!response.ok || response.body === null) {
       await response.body?.cancel()
       throw new Error(`revocation stream answered ${response.status}`)
